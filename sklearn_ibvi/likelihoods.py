@@ -1,0 +1,71 @@
+"""Observation models, normalised, as per-sample log-likelihoods.
+
+Both method families train on the negative of these and report bounds with them, so every
+normalising constant is here once: a bound that drops ``−½ log 2πσ²`` or the Jacobian of target
+standardisation is not comparable across noise levels or models.
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def gaussian_log_likelihood(prediction, target, noise_std, target_scale=1.0):
+    """``log N(y; m + s f, (s σ)²)`` per sample, for targets standardised as ``y_s = (y − m) / s``.
+
+    Parameters
+    ----------
+    prediction : Tensor of shape (..., B, 1)
+        Network output ``f`` in standardised units.
+    target : Tensor of shape (B,)
+        Standardised target ``y_s``.
+    noise_std : float
+        ``σ`` in standardised units.
+    target_scale : float
+        ``s``; the ``−log s`` term is the Jacobian that turns a density of ``y_s`` into one of ``y``.
+
+    Returns
+    -------
+    log_likelihood : Tensor of shape (..., B)
+    """
+    prediction = prediction.squeeze(-1)
+    residual = (target - prediction) / noise_std
+    return -0.5 * residual * residual - math.log(noise_std * target_scale) - 0.5 * math.log(2 * math.pi)
+
+
+def categorical_log_likelihood(logits, target):
+    """``log softmax(f)_y`` per sample.
+
+    Parameters
+    ----------
+    logits : Tensor of shape (..., B, C)
+    target : Tensor of shape (B,), integer class indices
+
+    Returns
+    -------
+    log_likelihood : Tensor of shape (..., B)
+    """
+    log_probs = F.log_softmax(logits, dim=-1)
+    index = target.long().expand(log_probs.shape[:-1]).unsqueeze(-1)
+    return log_probs.gather(-1, index).squeeze(-1)
+
+
+class NegativeLogLikelihood(nn.Module):
+    """Per-sample negative log-likelihood of stacked predictions, shape ``(K, B)``.
+
+    The criterion skorch nets hold. ``noise_std`` and ``target_scale`` matter only for
+    ``likelihood='gaussian'``.
+    """
+
+    def __init__(self, likelihood="categorical", noise_std=1.0, target_scale=1.0):
+        super().__init__()
+        self.likelihood = likelihood
+        self.noise_std = noise_std
+        self.target_scale = target_scale
+
+    def forward(self, prediction, target):
+        if self.likelihood == "gaussian":
+            return -gaussian_log_likelihood(prediction, target, self.noise_std, self.target_scale)
+        return -categorical_log_likelihood(prediction, target)
