@@ -1,0 +1,816 @@
+"""Gaussian variational layers for IBVI: covariance families, closed-form KL and μP.
+
+Implicit-bias variational inference (IBVI; Coker, Wenger, Marusic & Cunningham, 2025)
+trains a Gaussian distribution over the weights of a network on the expected loss
+only, starting *at the prior*. This module holds the math and the torch modules:
+
+* :class:`Gaussian` and the pure functions :func:`sample`, :func:`covariance_matrix`,
+  :func:`log_det_covariance`, :func:`entropy` and :func:`kl_divergence` for the three
+  covariance families over a flat vector of ``P`` parameters,
+
+  ===============  ===============================  =====================
+  family           covariance Σ                     parameters
+  ===============  ===============================  =====================
+  'lowrank'        S Sᵀ, S ∈ R^{P×R}                 ``cov_factor``
+  'diagonal'       diag(d²), d ∈ R^P                 ``cov_diag_scale``
+  'diag+lowrank'   diag(d²) + S Sᵀ                   both
+  ===============  ===============================  =====================
+
+  a sample being w = μ + S z + d ⊙ ε with z ~ N(0, I_R), ε ~ N(0, I_P);
+* :func:`init_std` and :func:`lr_multiplier`, the two rules of a parametrization
+  ('mup' or 'standard');
+* :class:`VariationalLinear`, a linear layer whose weights *and* bias are one Gaussian
+  vector, initialised at the prior and remembering it;
+* :class:`DeterministicLinear`, the point-estimate layer with the same parametrization;
+* :class:`VariationalMLP`, the network IBVI trains;
+* :func:`param_groups`, optimizer parameter groups carrying the learning-rate
+  multipliers of the parametrization.
+
+The prior
+---------
+IBVI's prior is the initial variational distribution, p = q_{θ₀} = N(μ₀, Σ₀), one per
+variational layer. Every weight and bias of a layer shares one scale: a bias is treated
+as the weight of a constant input feature. With s the parametrization's init std
+(:func:`init_std`) and σ = ``prior_scale`` · s,
+
+* μ₀ ~ N(0, s² I) is drawn once (the parametrization's usual init; ``prior_scale`` does
+  not rescale it, so a smaller prior never makes the network harder to train);
+* 'diagonal': Σ₀ = σ² I exactly (d₀ = σ);
+* 'lowrank': Σ₀ = S₀S₀ᵀ with S₀ entries ~ N(0, σ²/R), so E[Σ₀] = σ² I;
+* 'diag+lowrank': d₀ = σ/√2 and S₀ entries ~ N(0, σ²/(2R)), so E[Σ₀] = σ² I.
+
+So in every family a parameter's prior variance is σ² (on average over S₀).
+
+References
+----------
+Coker, Wenger, Marusic & Cunningham (2025). Variational Deep Learning via Implicit
+Regularization. arXiv:2505.20235.
+Yang & Hu (2021). Tensor Programs IV: Feature Learning in Infinite-Width Neural Networks.
+Yang, Simon & Bernstein (2023). A Spectral Condition for Feature Learning. arXiv:2310.17813.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+__all__ = [
+    "COVARIANCES",
+    "PARAMETRIZATIONS",
+    "LAYER_TYPES",
+    "VARIATIONAL_LAYERS",
+    "ACTIVATIONS",
+    "Gaussian",
+    "sample",
+    "covariance_matrix",
+    "log_det_covariance",
+    "entropy",
+    "kl_divergence",
+    "init_std",
+    "lr_multiplier",
+    "VariationalLinear",
+    "DeterministicLinear",
+    "VariationalMLP",
+    "param_groups",
+]
+
+COVARIANCES = ("lowrank", "diagonal", "diag+lowrank")
+PARAMETRIZATIONS = ("mup", "standard")
+LAYER_TYPES = ("input", "hidden", "output")
+VARIATIONAL_LAYERS = ("input_output", "output", "all")
+# Module classes, not lambdas: a fitted network must pickle.
+ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "logistic": nn.Sigmoid,
+    "identity": nn.Identity,
+}
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}.")
+
+
+# ---------------------------------------------------------------------------
+# Gaussians over a flat parameter vector
+# ---------------------------------------------------------------------------
+
+
+class Gaussian(NamedTuple):
+    """Gaussian N(mean, diag(cov_diag_scale²) + cov_factor cov_factorᵀ) over P parameters.
+
+    The family is given by which covariance parts are present (see :attr:`family`).
+
+    Parameters
+    ----------
+    mean : Tensor of shape (P,)
+    cov_factor : Tensor of shape (P, R) or None
+        Low-rank factor S.
+    cov_diag_scale : Tensor of shape (P,) or None
+        Diagonal scale d; the variance is d², so the sign of d is irrelevant.
+    """
+
+    mean: Tensor
+    cov_factor: Tensor | None = None
+    cov_diag_scale: Tensor | None = None
+
+    @property
+    def family(self) -> str:
+        """'lowrank', 'diagonal' or 'diag+lowrank'."""
+        if self.cov_factor is not None and self.cov_diag_scale is not None:
+            return "diag+lowrank"
+        if self.cov_factor is not None:
+            return "lowrank"
+        if self.cov_diag_scale is not None:
+            return "diagonal"
+        raise ValueError("A Gaussian needs a cov_factor, a cov_diag_scale or both.")
+
+    @property
+    def n_params(self) -> int:
+        """P, the dimension."""
+        return self.mean.shape[0]
+
+    @property
+    def rank(self) -> int:
+        """R, the number of columns of the low-rank factor (0 without one)."""
+        return 0 if self.cov_factor is None else self.cov_factor.shape[1]
+
+    def to(self, *args, **kwargs) -> Gaussian:
+        """The same distribution with every tensor passed through ``Tensor.to``."""
+        return Gaussian(*(None if t is None else t.to(*args, **kwargs) for t in self))
+
+
+def sample(q: Gaussian, n_samples: int = 1) -> Tensor:
+    """Draw w = μ + S z + d ⊙ ε, reparametrized (differentiable in μ, S, d).
+
+    Parameters
+    ----------
+    q : Gaussian
+    n_samples : int
+        Number of independent draws.
+
+    Returns
+    -------
+    Tensor of shape (n_samples, P)
+        The global torch RNG is used: z first, then ε.
+    """
+    w = q.mean.expand(n_samples, q.n_params)
+    if q.cov_factor is not None:
+        z = torch.randn(n_samples, q.rank, dtype=q.mean.dtype, device=q.mean.device)
+        w = w + z @ q.cov_factor.T
+    if q.cov_diag_scale is not None:
+        eps = torch.randn(n_samples, q.n_params, dtype=q.mean.dtype, device=q.mean.device)
+        w = w + eps * q.cov_diag_scale
+    return w
+
+
+def covariance_matrix(q: Gaussian) -> Tensor:
+    """Dense Σ = diag(d²) + S Sᵀ, shape (P, P). For small layers and tests only."""
+    cov = q.mean.new_zeros(q.n_params, q.n_params)
+    if q.cov_factor is not None:
+        cov = cov + q.cov_factor @ q.cov_factor.T
+    if q.cov_diag_scale is not None:
+        cov = cov + torch.diag(q.cov_diag_scale**2)
+    return cov
+
+
+def _diag_plus_lowrank_cholesky(cov_diag_scale: Tensor, cov_factor: Tensor | None):
+    """Pieces of the Woodbury identity for Σ = D + S Sᵀ, D = diag(d²).
+
+    Σ⁻¹ = D^{-½} (I − A C⁻¹ Aᵀ) D^{-½},   A = D^{-½} S,   C = I_R + AᵀA = L Lᵀ,
+    log|Σ| = Σ_j log d_j² + log|C|      (matrix determinant lemma).
+
+    Returns ``(inv_d, A, L)``; A and L are None without a factor. C ⪰ I, so the
+    Cholesky factor of this R × R matrix is always well conditioned.
+    """
+    inv_d = 1.0 / cov_diag_scale.abs()
+    if cov_factor is None or cov_factor.shape[1] == 0:
+        return inv_d, None, None
+    a = inv_d[:, None] * cov_factor
+    c = torch.eye(a.shape[1], dtype=a.dtype, device=a.device) + a.T @ a
+    return inv_d, a, torch.linalg.cholesky(c)
+
+
+def _log_det_diag_plus_lowrank(inv_d: Tensor, chol: Tensor | None) -> Tensor:
+    log_det = -2.0 * torch.log(inv_d).sum()
+    if chol is not None:
+        log_det = log_det + 2.0 * torch.log(torch.diagonal(chol)).sum()
+    return log_det
+
+
+def _trace_precision_times_covariance(p_pieces, q: Gaussian) -> Tensor:
+    """tr(Σ_p⁻¹ Σ_q) in O(P R²), Σ_p given by its Woodbury pieces.
+
+    With B the whitened q-part (B = D_p^{-½} S_q, r = d_q²/d_p²):
+    tr(Σ_p⁻¹ D_q) = Σ r − tr(C⁻¹ Aᵀ diag(r) A),
+    tr(Σ_p⁻¹ S_q S_qᵀ) = ‖B‖² − ‖L⁻¹ AᵀB‖².
+    """
+    inv_d, a, chol = p_pieces
+    trace = q.mean.new_zeros(())
+    if q.cov_diag_scale is not None:
+        r = (q.cov_diag_scale * inv_d) ** 2
+        trace = trace + r.sum()
+        if a is not None:
+            # tr(C⁻¹ Aᵀ diag(r) A) = ‖L⁻¹ Aᵀ diag(√r)‖²_F
+            k = torch.linalg.solve_triangular(chol, (a * r.sqrt()[:, None]).T, upper=False)
+            trace = trace - (k**2).sum()
+    if q.cov_factor is not None:
+        b = inv_d[:, None] * q.cov_factor
+        trace = trace + (b**2).sum()
+        if a is not None:
+            k = torch.linalg.solve_triangular(chol, a.T @ b, upper=False)
+            trace = trace - (k**2).sum()
+    return trace
+
+
+def _mahalanobis_sq(p_pieces, delta: Tensor) -> Tensor:
+    """δᵀ Σ_p⁻¹ δ = ‖D^{-½}δ‖² − ‖L⁻¹ Aᵀ D^{-½}δ‖²  (Woodbury)."""
+    inv_d, a, chol = p_pieces
+    white = inv_d * delta
+    out = (white**2).sum()
+    if a is not None:
+        k = torch.linalg.solve_triangular(chol, (a.T @ white)[:, None], upper=False)
+        out = out - (k**2).sum()
+    return out
+
+
+def _kl_dense(mean_q, cov_q, mean_p, cov_p) -> Tensor:
+    """KL between Gaussians given dense covariances; inf if either is singular."""
+    chol_p, info_p = torch.linalg.cholesky_ex(cov_p)
+    chol_q, info_q = torch.linalg.cholesky_ex(cov_q)
+    if info_p.item() != 0 or info_q.item() != 0:
+        return mean_q.new_tensor(math.inf)
+    n = mean_q.shape[0]
+    trace = (torch.cholesky_solve(cov_q, chol_p)).diagonal().sum()
+    delta = (mean_q - mean_p)[:, None]
+    maha = (delta * torch.cholesky_solve(delta, chol_p)).sum()
+    log_det_p = 2.0 * torch.log(torch.diagonal(chol_p)).sum()
+    log_det_q = 2.0 * torch.log(torch.diagonal(chol_q)).sum()
+    return 0.5 * (trace + maha - n + log_det_p - log_det_q)
+
+
+def _is_singular_lowrank(q: Gaussian) -> bool:
+    return q.family == "lowrank" and q.rank < q.n_params
+
+
+def _has_zero_variance(q: Gaussian) -> bool:
+    return q.cov_diag_scale is not None and bool((q.cov_diag_scale == 0).any())
+
+
+def log_det_covariance(q: Gaussian) -> Tensor:
+    """Log-determinant log|Σ| in float64; O(P R²) via the matrix determinant lemma.
+
+    Returns -inf for a singular covariance: 'lowrank' with R < P, or a zero diagonal
+    scale (the latter treated as singular even when S would cover it).
+    """
+    q = q.to(torch.float64)
+    if _is_singular_lowrank(q) or _has_zero_variance(q):
+        return q.mean.new_tensor(-math.inf)
+    if q.family == "lowrank":  # R ≥ P: dense P × P with P ≤ R is cheap
+        chol, info = torch.linalg.cholesky_ex(covariance_matrix(q))
+        if info.item() != 0:
+            return q.mean.new_tensor(-math.inf)
+        return 2.0 * torch.log(torch.diagonal(chol)).sum()
+    inv_d, _, chol = _diag_plus_lowrank_cholesky(q.cov_diag_scale, q.cov_factor)
+    return _log_det_diag_plus_lowrank(inv_d, chol)
+
+
+def entropy(q: Gaussian) -> Tensor:
+    """Differential entropy ½ P log(2πe) + ½ log|Σ| in float64 (-inf when Σ is singular)."""
+    return 0.5 * q.n_params * math.log(2.0 * math.pi * math.e) + 0.5 * log_det_covariance(q)
+
+
+def kl_divergence(q: Gaussian, p: Gaussian) -> Tensor:
+    """Closed-form KL(q ‖ p) between two Gaussians of the same family, in float64.
+
+    KL = ½ [tr(Σ_p⁻¹Σ_q) + (μ_p − μ_q)ᵀΣ_p⁻¹(μ_p − μ_q) − P + log|Σ_p| − log|Σ_q|].
+
+    For 'diagonal' and 'diag+lowrank' every term is computed in O(P R²) with the
+    Woodbury identity and the matrix determinant lemma; no P × P matrix is formed.
+
+    For 'lowrank' with R < P both covariances are singular: q and p live on the
+    affine subspaces μ + range(S), which differ as soon as training moves S or μ out of
+    the prior's subspace (a gradient step on S adds directions from the data, not from
+    range(S₀)). q is then not absolutely continuous w.r.t. p and the KL is +inf; we
+    return +inf for every singular 'lowrank' pair rather than test the measure-zero
+    case of equal supports. With R ≥ P the dense formula is used (P ≤ R is small).
+
+    Parameters
+    ----------
+    q, p : Gaussian
+        q the current distribution, p the reference (IBVI: the initial distribution).
+
+    Returns
+    -------
+    Tensor
+        0-dim float64 tensor, possibly ``inf``; differentiable when finite.
+    """
+    if q.family != p.family:
+        raise ValueError(f"q is {q.family!r} but p is {p.family!r}: KL needs one family.")
+    if q.n_params != p.n_params:
+        raise ValueError(f"q has {q.n_params} parameters, p has {p.n_params}.")
+    q, p = q.to(torch.float64), p.to(torch.float64)
+    if _is_singular_lowrank(q) or _is_singular_lowrank(p):
+        return q.mean.new_tensor(math.inf)
+    if _has_zero_variance(q) or _has_zero_variance(p):
+        return q.mean.new_tensor(math.inf)
+    if q.family == "lowrank":
+        return _kl_dense(q.mean, covariance_matrix(q), p.mean, covariance_matrix(p))
+
+    p_pieces = _diag_plus_lowrank_cholesky(p.cov_diag_scale, p.cov_factor)
+    q_inv_d, _, q_chol = _diag_plus_lowrank_cholesky(q.cov_diag_scale, q.cov_factor)
+    trace = _trace_precision_times_covariance(p_pieces, q)
+    maha = _mahalanobis_sq(p_pieces, q.mean - p.mean)
+    log_det_p = _log_det_diag_plus_lowrank(p_pieces[0], p_pieces[2])
+    log_det_q = _log_det_diag_plus_lowrank(q_inv_d, q_chol)
+    return 0.5 * (trace + maha - q.n_params + log_det_p - log_det_q)
+
+
+# ---------------------------------------------------------------------------
+# Parametrizations
+# ---------------------------------------------------------------------------
+
+
+def init_std(fan_in: int, layer_type: str = "hidden", parametrization: str = "mup") -> float:
+    """Standard deviation s of a layer's (mean) weights and biases at initialisation.
+
+    ============  ===============  ===============
+    layer_type    'standard'       'mup'
+    ============  ===============  ===============
+    'input'       1/√fan_in        1/√fan_in
+    'hidden'      1/√fan_in        1/√fan_in
+    'output'      1/√fan_in        1/fan_in
+    ============  ===============  ===============
+
+    μP's 1/fan_in on the read-out makes the network's initial output vanish as the width
+    grows, so that feature learning, not the random init, dominates the function.
+    """
+    _check_choice("layer_type", layer_type, LAYER_TYPES)
+    _check_choice("parametrization", parametrization, PARAMETRIZATIONS)
+    if parametrization == "mup" and layer_type == "output":
+        return 1.0 / fan_in
+    return 1.0 / math.sqrt(fan_in)
+
+
+def lr_multiplier(fan_in: int, fan_out: int, parametrization: str = "mup") -> float:
+    """SGD learning-rate multiplier of a layer's weights, biases and diagonal scales.
+
+    'standard': 1. 'mup': ``fan_out / fan_in`` for every layer (the spectral form of μP
+    for SGD, Yang, Simon & Bernstein 2023). It has μP's width exponents -- input layer
+    ∝ width, hidden 1, output ∝ 1/width -- but keeps the finite data and output
+    dimensions in the ratio, so no parameter gets a bare "× width" factor: Yang & Hu's
+    table read literally gives input weights and biases lr × fan_out (× 256 for a
+    64-256 layer), which NOTES.md measured collapsing IBVI silently. Here a 64 → 256
+    input layer gets × 4 and a 256 → 10 read-out × 10/256. Biases, weights of a
+    constant input feature, share their layer's multiplier.
+
+    The low-rank factor's multiplier is this divided by the rank R (see
+    :attr:`VariationalLinear.lr_multipliers`).
+    """
+    _check_choice("parametrization", parametrization, PARAMETRIZATIONS)
+    if parametrization == "standard":
+        return 1.0
+    return fan_out / fan_in
+
+
+def param_groups(module: nn.Module, lr: float) -> list[dict]:
+    """Optimizer parameter groups with the parametrization's learning-rate multipliers.
+
+    Every submodule with an ``lr_multipliers`` mapping (parameter name → multiplier)
+    contributes one group per parameter; every other parameter of ``module`` gets
+    multiplier 1, so nothing is dropped from the optimizer.
+
+    Parameters
+    ----------
+    module : nn.Module
+    lr : float
+        Base learning rate.
+
+    Returns
+    -------
+    list of dict
+        ``{'params': [p], 'lr': lr * m, 'lr_multiplier': m, 'name': qualified name}``,
+        ready for ``torch.optim.SGD(groups, lr=lr, momentum=0.9)``.
+    """
+    groups, seen = [], set()
+    for prefix, sub in module.named_modules():
+        multipliers = getattr(sub, "lr_multipliers", None)
+        if multipliers is None:
+            continue
+        for name, mult in multipliers.items():
+            param = getattr(sub, name)
+            if param is None or id(param) in seen:
+                continue
+            seen.add(id(param))
+            full_name = f"{prefix}.{name}" if prefix else name
+            groups.append({"params": [param], "lr": lr * mult, "lr_multiplier": mult, "name": full_name})
+    for name, param in module.named_parameters():
+        if id(param) not in seen:
+            seen.add(id(param))
+            groups.append({"params": [param], "lr": lr, "lr_multiplier": 1.0, "name": name})
+    return groups
+
+
+# ---------------------------------------------------------------------------
+# Layers
+# ---------------------------------------------------------------------------
+
+
+def _batched_linear(x: Tensor, weights: Tensor, in_features: int, bias: bool) -> Tensor:
+    """Apply S weight samples ``weights`` (S, out, in [+1]) to x (B, in) or (S, B, in).
+
+    Returns (S, B, out). A shared 2-D input is multiplied by all S samples in a single
+    GEMM; a 3-D input pairs sample s of x with sample s of the weights (bmm).
+    """
+    weight = weights[..., :in_features]
+    if x.dim() == 2:
+        out = torch.einsum("bi,soi->sbo", x, weight)
+    elif x.dim() == 3:
+        if x.shape[0] != weights.shape[0]:
+            raise ValueError(f"x has {x.shape[0]} samples but {weights.shape[0]} weight samples were drawn.")
+        out = torch.bmm(x, weight.transpose(1, 2))
+    else:
+        raise ValueError(f"x must have shape (B, in) or (S, B, in), got {tuple(x.shape)}.")
+    if bias:
+        out = out + weights[:, None, :, in_features]
+    return out
+
+
+class VariationalLinear(nn.Module):
+    """Linear layer with Gaussian weights, initialised at (and remembering) its prior.
+
+    The weight matrix and the bias form one parameter vector of size
+    P = out_features · (in_features + bias), stored row-wise as the (out, in [+1]) matrix
+    ``mean`` whose last column is the bias; the covariance is over the whole layer, so
+    weights and biases may be correlated.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+    bias : bool, default=True
+    covariance : {'lowrank', 'diagonal', 'diag+lowrank'}, default='lowrank'
+    rank : int, default=10
+        R, columns of the low-rank factor (ignored by 'diagonal').
+    prior_scale : float, default=1.0
+        σ / s: the prior standard deviation of each parameter in units of the
+        parametrization's init std s (see the module docstring for p exactly).
+    parametrization : {'mup', 'standard'}, default='mup'
+    layer_type : {'input', 'hidden', 'output'}, default='hidden'
+        Position in the network; sets the init std (:func:`init_std`).
+    device, dtype : optional
+        Passed to the parameter factories.
+
+    Attributes
+    ----------
+    has_bias : bool
+    n_params : int
+        P = out_features · (in_features + has_bias).
+    mean : Parameter of shape (out_features, in_features + has_bias)
+        Mean weights; the last column is the bias when ``has_bias``.
+    cov_factor : Parameter of shape (P, R) or None
+    cov_diag_scale : Parameter of shape (P,) or None
+    mean_init, cov_factor_init, cov_diag_scale_init : buffers
+        The prior p = N(μ₀, Σ₀): the parameters' values at initialisation.
+    init_std : float
+        s, the std of μ₀.
+    prior_std : float
+        σ = prior_scale · s, the prior std of every parameter (E[Σ₀] = σ² I).
+    lr_multipliers : dict
+        Learning-rate multiplier per parameter name (see :func:`param_groups`).
+
+    Notes
+    -----
+    μP learning-rate multipliers (``parametrization='mup'``), with m = fan_out/fan_in
+    (:func:`lr_multiplier`):
+
+    * ``mean``: m.
+    * ``cov_diag_scale``: m. d_j multiplies only its own noise ε_j, so a step moves
+      d_j ε_j by −lr·m·g_j ε_j², of mean size lr·m·g_j -- as fast as the mean, no
+      dependence on R.
+    * ``cov_factor``: m / R. A step moves S z by −lr·m·g ‖z‖²/R and E‖z‖² = R, so
+      the sampled perturbation moves as fast as the mean whatever the rank
+      (equivalently, an R^{-½} multiplier on S z).
+
+    Standard parametrization: all multipliers 1.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        bias: bool = True,
+        covariance: str = "lowrank",
+        rank: int = 10,
+        prior_scale: float = 1.0,
+        parametrization: str = "mup",
+        layer_type: str = "hidden",
+        device=None,
+        dtype=None,
+    ):
+        super().__init__()
+        _check_choice("covariance", covariance, COVARIANCES)
+        _check_choice("parametrization", parametrization, PARAMETRIZATIONS)
+        _check_choice("layer_type", layer_type, LAYER_TYPES)
+        if covariance != "diagonal" and rank < 1:
+            raise ValueError(f"rank must be >= 1 for covariance={covariance!r}, got {rank}.")
+        if not prior_scale > 0:
+            raise ValueError(f"prior_scale must be > 0, got {prior_scale}.")
+        factory = {"device": device, "dtype": dtype}
+        self.in_features = in_features
+        self.out_features = out_features
+        self.has_bias = bool(bias)
+        self.covariance = covariance
+        self.rank = 0 if covariance == "diagonal" else int(rank)
+        self.prior_scale = float(prior_scale)
+        self.parametrization = parametrization
+        self.layer_type = layer_type
+        self.n_params = out_features * (in_features + self.has_bias)
+        self.init_std = init_std(in_features, layer_type, parametrization)
+        self.prior_std = self.prior_scale * self.init_std
+
+        self.mean = nn.Parameter(torch.empty(out_features, in_features + self.has_bias, **factory))
+        has_factor = covariance in ("lowrank", "diag+lowrank")
+        has_diag = covariance in ("diagonal", "diag+lowrank")
+        self.register_parameter(
+            "cov_factor", nn.Parameter(torch.empty(self.n_params, self.rank, **factory)) if has_factor else None
+        )
+        self.register_parameter(
+            "cov_diag_scale", nn.Parameter(torch.empty(self.n_params, **factory)) if has_diag else None
+        )
+        # The prior p = q at initialisation, kept as buffers (saved, moved with .to()).
+        for name in ("mean", "cov_factor", "cov_diag_scale"):
+            param = getattr(self, name)
+            self.register_buffer(f"{name}_init", None if param is None else torch.empty_like(param.data))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Draw a fresh prior (μ₀, S₀), set q to it and remember it in the ``*_init`` buffers."""
+        # Split the prior variance between the two parts of 'diag+lowrank' so that every
+        # family has E[Σ₀] = σ² I.
+        n_parts = (self.cov_factor is not None) + (self.cov_diag_scale is not None)
+        part_std = self.prior_std / math.sqrt(n_parts)
+        with torch.no_grad():
+            self.mean.normal_(0.0, self.init_std)
+            self.mean_init.copy_(self.mean)
+            if self.cov_factor is not None:
+                self.cov_factor.normal_(0.0, part_std / math.sqrt(self.rank))
+                self.cov_factor_init.copy_(self.cov_factor)
+            if self.cov_diag_scale is not None:
+                self.cov_diag_scale.fill_(part_std)
+                self.cov_diag_scale_init.copy_(self.cov_diag_scale)
+
+    @property
+    def lr_multipliers(self) -> dict[str, float]:
+        """Learning-rate multiplier per parameter name (see the class Notes)."""
+        m = lr_multiplier(self.in_features, self.out_features, self.parametrization)
+        factor_m = m / self.rank if self.parametrization == "mup" and self.rank else m
+        out = {"mean": m}
+        if self.cov_factor is not None:
+            out["cov_factor"] = factor_m
+        if self.cov_diag_scale is not None:
+            out["cov_diag_scale"] = m
+        return out
+
+    def param_groups(self, lr: float) -> list[dict]:
+        """Optimizer parameter groups with :attr:`lr_multipliers` (:func:`param_groups`)."""
+        return param_groups(self, lr)
+
+    def variational_distribution(self) -> Gaussian:
+        """q = N(μ, Σ) over the flat layer parameters (a differentiable view)."""
+        return Gaussian(self.mean.reshape(-1), self.cov_factor, self.cov_diag_scale)
+
+    def prior(self) -> Gaussian:
+        """p = N(μ₀, Σ₀), the distribution at initialisation."""
+        return Gaussian(self.mean_init.reshape(-1), self.cov_factor_init, self.cov_diag_scale_init)
+
+    def kl_divergence(self) -> Tensor:
+        """KL(q ‖ p) in closed form, float64 (inf for singular 'lowrank'); see :func:`kl_divergence`."""
+        return kl_divergence(self.variational_distribution(), self.prior())
+
+    def sample_weights(self, n_samples: int = 1) -> Tensor:
+        """``n_samples`` independent draws of the (out, in [+1]) weight matrix, bias last."""
+        w = sample(self.variational_distribution(), n_samples)
+        return w.reshape(n_samples, self.out_features, self.in_features + self.has_bias)
+
+    def forward(self, x: Tensor, n_samples: int | None = None) -> Tensor:
+        """Outputs under independent weight samples.
+
+        Parameters
+        ----------
+        x : Tensor of shape (B, in_features) or (S, B, in_features)
+            A 2-D input is shared by all samples; a 3-D input gets one weight sample
+            per leading index.
+        n_samples : int, optional
+            S. Defaults to 1 for a 2-D input and to ``x.shape[0]`` for a 3-D one.
+
+        Returns
+        -------
+        Tensor of shape (S, B, out_features)
+        """
+        if n_samples is None:
+            n_samples = x.shape[0] if x.dim() == 3 else 1
+        return _batched_linear(x, self.sample_weights(n_samples), self.in_features, self.has_bias)
+
+    def forward_mean(self, x: Tensor) -> Tensor:
+        """Output with the mean weights, shape (..., out_features)."""
+        weight = self.mean[:, : self.in_features]
+        return nn.functional.linear(x, weight, self.mean[:, self.in_features] if self.has_bias else None)
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, bias={self.has_bias}, "
+            f"covariance={self.covariance!r}, rank={self.rank}, prior_scale={self.prior_scale}, "
+            f"parametrization={self.parametrization!r}, layer_type={self.layer_type!r}"
+        )
+
+
+class DeterministicLinear(nn.Linear):
+    """``nn.Linear`` with Gaussian init N(0, s²) of the parametrization and its lr multiplier.
+
+    Weights and bias both have std s = :func:`init_std` (a full-support Gaussian, not
+    PyTorch's uniform) and learning-rate multiplier :func:`lr_multiplier`.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        bias: bool = True,
+        parametrization: str = "mup",
+        layer_type: str = "hidden",
+        device=None,
+        dtype=None,
+    ):
+        super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
+        self.parametrization = parametrization
+        self.layer_type = layer_type
+        self.init_std = init_std(in_features, layer_type, parametrization)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Draw weight and bias from N(0, s²)."""
+        # nn.Linear.__init__ calls this before init_std exists: skip that call, so
+        # that no random numbers are drawn twice (keeps seeded inits reproducible).
+        if not hasattr(self, "init_std"):
+            return
+        with torch.no_grad():
+            self.weight.normal_(0.0, self.init_std)
+            if self.bias is not None:
+                self.bias.normal_(0.0, self.init_std)
+
+    @property
+    def lr_multipliers(self) -> dict[str, float]:
+        m = lr_multiplier(self.in_features, self.out_features, self.parametrization)
+        return {"weight": m, "bias": m} if self.bias is not None else {"weight": m}
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, parametrization={self.parametrization!r}, layer_type={self.layer_type!r}"
+
+
+# ---------------------------------------------------------------------------
+# Network
+# ---------------------------------------------------------------------------
+
+
+class VariationalMLP(nn.Module):
+    """Multilayer perceptron with some Gaussian layers: the network IBVI trains.
+
+    Parameters
+    ----------
+    n_features : int
+    n_outputs : int
+    hidden_layer_sizes : tuple of int, default=(100,)
+        Widths of the hidden layers; ``()`` is a linear model.
+    activation : {'relu', 'tanh', 'logistic', 'identity'}, default='relu'
+    variational_layers : {'input_output', 'output', 'all'}, default='input_output'
+        Which layers are :class:`VariationalLinear`; the others are
+        :class:`DeterministicLinear` point estimates. 'input_output' is the paper's
+        choice (first and last layer).
+    covariance : {'lowrank', 'diagonal', 'diag+lowrank'}, default='lowrank'
+        Covariance family of every variational layer (:class:`VariationalLinear`).
+    rank : int, default=10
+        Rank R of the low-rank factors.
+    prior_scale : float, default=1.0
+        Prior std in units of the init std (:class:`VariationalLinear`).
+    parametrization : {'mup', 'standard'}, default='mup'
+        Init and learning-rate rules of every layer, variational or not.
+    bias : bool, default=True
+    device, dtype : optional
+
+    Attributes
+    ----------
+    layers : nn.ModuleList
+        The linear layers; the first has ``layer_type='input'``, the last 'output'
+        (a single layer, i.e. a linear model, is typed 'input': no width to scale).
+    activation_fn : nn.Module
+
+    Notes
+    -----
+    With point-estimate layers the KL of :meth:`kl_divergence` (and any ELBO built from
+    it) is conditional on those layers; with ``variational_layers='all'`` it covers the
+    whole model.
+    """
+
+    def __init__(
+        self,
+        n_features: int,
+        n_outputs: int,
+        hidden_layer_sizes: tuple[int, ...] = (100,),
+        *,
+        activation: str = "relu",
+        variational_layers: str = "input_output",
+        covariance: str = "lowrank",
+        rank: int = 10,
+        prior_scale: float = 1.0,
+        parametrization: str = "mup",
+        bias: bool = True,
+        device=None,
+        dtype=None,
+    ):
+        super().__init__()
+        _check_choice("activation", activation, ACTIVATIONS)
+        _check_choice("variational_layers", variational_layers, VARIATIONAL_LAYERS)
+        self.n_features = n_features
+        self.n_outputs = n_outputs
+        self.hidden_layer_sizes = tuple(hidden_layer_sizes)
+        self.variational_layers = variational_layers
+        self.activation_fn = ACTIVATIONS[activation]()
+        widths = [n_features, *self.hidden_layer_sizes, n_outputs]
+        last = len(widths) - 2
+        layers = []
+        for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
+            layer_type = "input" if i == 0 else "output" if i == last else "hidden"
+            if self._is_variational(i, last):
+                layer = VariationalLinear(
+                    fan_in, fan_out, bias=bias, covariance=covariance, rank=rank, prior_scale=prior_scale,
+                    parametrization=parametrization, layer_type=layer_type, device=device, dtype=dtype,
+                )  # fmt: skip
+            else:
+                layer = DeterministicLinear(
+                    fan_in, fan_out, bias=bias, parametrization=parametrization, layer_type=layer_type,
+                    device=device, dtype=dtype,
+                )  # fmt: skip
+            layers.append(layer)
+        self.layers = nn.ModuleList(layers)
+
+    def _is_variational(self, i: int, last: int) -> bool:
+        if self.variational_layers == "all":
+            return True
+        if self.variational_layers == "output":
+            return i == last
+        return i in (0, last)
+
+    def forward(self, x: Tensor, n_samples: int = 1) -> Tensor:
+        """Network outputs under ``n_samples`` independent weight draws.
+
+        Deterministic layers before the first variational layer run once on the shared
+        (B, ·) input; from the first variational layer on, the activations carry a
+        leading sample axis and each variational layer draws one weight sample per
+        index, batched. With ``variational_layers='output'`` only the read-out is
+        sampled S times.
+
+        Parameters
+        ----------
+        x : Tensor of shape (B, n_features)
+        n_samples : int, default=1
+            S; one per minibatch in training.
+
+        Returns
+        -------
+        Tensor of shape (S, B, n_outputs)
+        """
+        h = x
+        sampled = False
+        for i, layer in enumerate(self.layers):
+            if isinstance(layer, VariationalLinear) and not sampled:
+                h = layer(h, n_samples)
+                sampled = True
+            else:
+                h = layer(h)
+            if i < len(self.layers) - 1:
+                h = self.activation_fn(h)
+        return h
+
+    def forward_mean(self, x: Tensor) -> Tensor:
+        """Outputs with every variational layer at its mean, shape (B, n_outputs)."""
+        h = x
+        for i, layer in enumerate(self.layers):
+            h = layer.forward_mean(h) if isinstance(layer, VariationalLinear) else layer(h)
+            if i < len(self.layers) - 1:
+                h = self.activation_fn(h)
+        return h
+
+    def kl_divergence(self) -> Tensor:
+        """Σ over variational layers of KL(q ‖ p), float64 (inf if any layer's is)."""
+        kls = [layer.kl_divergence() for layer in self.layers if isinstance(layer, VariationalLinear)]
+        return torch.stack(kls).sum()
+
+    def param_groups(self, lr: float) -> list[dict]:
+        """Optimizer parameter groups with the parametrization's multipliers (:func:`param_groups`)."""
+        return param_groups(self, lr)
