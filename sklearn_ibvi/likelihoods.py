@@ -65,6 +65,16 @@ class NegativeLogLikelihood(nn.Module):
         self.noise_std = noise_std
         self.target_scale = target_scale
 
+    @property
+    def step_scale(self):
+        """Factor from ``lr`` to the step on the mean NLL: ``σ²`` for Gaussian, 1 for categorical.
+
+        ``lr`` is given in the units of the mean squared error / 2 for regression (as in
+        scikit-learn's MLPRegressor), so the SGD path does not depend on ``noise_std`` — only the
+        bound does. The step on the mean NLL is then ``lr σ²``.
+        """
+        return self.noise_std**2 if self.likelihood == "gaussian" else 1.0
+
     def forward(self, prediction, target):
         if self.likelihood == "gaussian":
             return -gaussian_log_likelihood(prediction, target, self.noise_std, self.target_scale)

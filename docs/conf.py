@@ -1,0 +1,152 @@
+"""Sphinx configuration for sklearn-ibvi.
+
+Build the HTML documentation from the repository root with::
+
+    python -m sphinx -b html docs docs/_build/html
+
+(or ``make -C docs html``). Add ``-W --keep-going`` to turn warnings into
+errors, as CI should. Without internet access set
+``SKLEARN_IBVI_DOCS_OFFLINE=1``: links to other projects' documentation then
+stay plain text instead of failing to fetch their inventories, and
+``SKLEARN_IBVI_DOCS_NO_GALLERY=1`` skips running the examples.
+"""
+
+import os
+from importlib.metadata import PackageNotFoundError, version
+from importlib.util import find_spec
+from pathlib import Path
+
+DOCS_DIR = Path(__file__).resolve().parent
+REPO_DIR = DOCS_DIR.parent
+
+# -- Project -------------------------------------------------------------------
+
+project = "sklearn-ibvi"
+author = "sklearn-ibvi developers"
+copyright = "sklearn-ibvi developers, BSD-3-Clause"
+try:
+    release = version("sklearn-ibvi")
+except PackageNotFoundError:  # building from a checkout that is not installed
+    release = "unknown"
+version = ".".join(release.split(".")[:2])
+
+# -- Extensions ----------------------------------------------------------------
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.mathjax",
+    "numpydoc",
+    "sphinx_gallery.gen_gallery",
+]
+
+templates_path = ["_templates"]
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
+default_role = "literal"
+
+# API pages: one generated page per public name, in gen_modules/ (git-ignored).
+autosummary_generate = True
+autodoc_typehints = "none"  # numpydoc's Parameters sections carry the types
+# Methods are listed by the class template; numpydoc would list them again.
+numpydoc_show_class_members = False
+numpydoc_class_members_toctree = False
+
+# -- Links to other projects ---------------------------------------------------
+
+OFFLINE = bool(os.environ.get("SKLEARN_IBVI_DOCS_OFFLINE"))
+if not OFFLINE:
+    extensions.append("sphinx.ext.intersphinx")
+    intersphinx_mapping = {
+        "python": ("https://docs.python.org/3", None),
+        "numpy": ("https://numpy.org/doc/stable/", None),
+        "scipy": ("https://docs.scipy.org/doc/scipy/", None),
+        "sklearn": ("https://scikit-learn.org/stable/", None),
+        "matplotlib": ("https://matplotlib.org/stable/", None),
+        "torch": ("https://pytorch.org/docs/stable/", None),
+        "skorch": ("https://skorch.readthedocs.io/en/stable/", None),
+    }
+
+# -- Example gallery -----------------------------------------------------------
+
+sphinx_gallery_conf = {
+    "examples_dirs": "../examples",
+    "gallery_dirs": "auto_examples",
+    # Only plot_*.py files are executed; other scripts are shown, not run.
+    "filename_pattern": "/plot_",
+    "plot_gallery": str(not os.environ.get("SKLEARN_IBVI_DOCS_NO_GALLERY")),
+    "doc_module": ("sklearn_ibvi",),
+    "backreferences_dir": "gen_modules/backreferences",
+    "download_all_examples": False,
+    "remove_config_comments": True,
+}
+
+# -- HTML ----------------------------------------------------------------------
+
+if find_spec("pydata_sphinx_theme") is not None:
+    html_theme = "pydata_sphinx_theme"
+    html_theme_options = {
+        "navigation_with_keys": False,
+        "show_toc_level": 2,
+    }
+else:
+    html_theme = "alabaster"
+html_title = f"sklearn-ibvi {release}"
+html_static_path = []
+
+# -- Benchmark tables ----------------------------------------------------------
+
+
+def _write_benchmark_includes():
+    """List every ``benchmarks/results/*.md`` table for ``benchmarks.rst``.
+
+    reStructuredText cannot include a glob, so the list is regenerated on
+    each build. The tables are Markdown; they are shown verbatim (rendering
+    them as tables would need myst-parser).
+    """
+    results = sorted(
+        path
+        for path in (REPO_DIR / "benchmarks" / "results").glob("*.md")
+        if path.name.lower() != "readme.md"
+    )
+    target = DOCS_DIR / "gen_modules" / "benchmark_results.inc"
+    lines = []
+    for path in results:
+        title = path.stem.replace("_", " ").capitalize()
+        lines += [
+            title,
+            "-" * len(title),
+            "",
+            # A leading "/" makes Sphinx resolve the path from docs/.
+            f".. literalinclude:: /{Path(os.path.relpath(path, DOCS_DIR)).as_posix()}",
+            "   :language: markdown",
+            "",
+        ]
+    if not results:
+        lines = ["*No benchmark results yet.*", ""]
+    target.parent.mkdir(exist_ok=True)
+    text = "\n".join(lines)
+    if not target.is_file() or target.read_text() != text:
+        target.write_text(text)
+
+
+_write_benchmark_includes()
+
+# -- Hooks ---------------------------------------------------------------------
+
+
+def _skip_metadata_routing(app, what, name, obj, skip, options):
+    """Leave scikit-learn's metadata-routing plumbing to scikit-learn's docs.
+
+    ``get_metadata_routing`` and the ``set_*_request`` methods are inherited
+    by every estimator; their docstrings point to labels of scikit-learn's
+    own documentation that do not exist here.
+    """
+    if name == "get_metadata_routing" or (
+        name.startswith("set_") and name.endswith("_request")
+    ):
+        return True
+    return None
+
+
+def setup(app):
+    app.connect("autodoc-skip-member", _skip_metadata_routing)

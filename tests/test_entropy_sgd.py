@@ -1,0 +1,254 @@
+"""EntropySGDRegressor / EntropySGDClassifier: behaviour users rely on, checked against references."""
+
+import math
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.datasets import load_diabetes, load_iris, make_classification
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from sklearn_ibvi import (
+    BoundUndefinedError,
+    BoundValidityWarning,
+    EntropySGDClassifier,
+    EntropySGDRegressor,
+    TrainingDivergedError,
+)
+from sklearn_ibvi.entropy import quadratic_entropy_change_bound, stochastic_entropy_change
+from sklearn_ibvi.entropy_sgd import EntropySGDNet
+from sklearn_ibvi.likelihoods import NegativeLogLikelihood
+from sklearn_ibvi.model_selection import TrainOnlySplit, bound_scorer
+from sklearn_ibvi.networks import ChainMLP
+
+
+@pytest.fixture(scope="module")
+def iris():
+    X, y = load_iris(return_X_y=True)
+    return StandardScaler().fit_transform(X), y
+
+
+@pytest.fixture(scope="module")
+def diabetes():
+    X, y = load_diabetes(return_X_y=True)
+    return StandardScaler().fit_transform(X), y
+
+
+def small_classifier(**params):
+    defaults = dict(hidden_layer_sizes=(8,), max_epochs=5, lr=0.1, random_state=0)
+    return EntropySGDClassifier(**{**defaults, **params})
+
+
+# -- the entropy estimate inside the training step ------------------------------------------------
+
+
+def test_training_step_entropy_change_is_unbiased_for_the_quadratic_bound_of_its_own_hessian():
+    """The net's HVP path (double backward on the step's own graph) estimates −α tr H − α² tr H²."""
+    torch.manual_seed(0)
+    X = torch.randn(32, 3)
+    y = torch.randint(0, 3, (32,))
+    lr = 0.2
+    net = EntropySGDNet(
+        module=ChainMLP, module__sizes=(3, 5, 3), module__activation="tanh", module__n_chains=1,
+        criterion=NegativeLogLikelihood, optimizer=torch.optim.SGD, lr=lr, n_probes=4000,
+        n_power_iterations=0, train_split=None,
+    ).initialize()
+    start = net.module_.flat().detach().clone()
+    net.notify("on_epoch_begin")
+    before = net.entropy_.clone()
+    net.train_step((X, y))
+    estimate = float(net.entropy_ - before)
+
+    names = [n for n, _ in net.module_.named_parameters()]
+    module64 = ChainMLP((3, 5, 3), activation="tanh").double()
+
+    def loss(theta):
+        tensors = dict(zip(names, net.module_.unflat(theta[None])))
+        return NegativeLogLikelihood()(torch.func.functional_call(module64, tensors, (X.double(),)), y).mean()
+
+    hessian = torch.func.hessian(loss)(start[0].double())
+    reference = quadratic_entropy_change_bound(hessian, lr)
+    probes = (torch.randint(0, 2, (20000, hessian.shape[0])) * 2 - 1).double()
+    per_probe_sd = float(stochastic_entropy_change(probes, probes @ hessian, lr).std())
+    assert abs(estimate - reference) < 4 * per_probe_sd / math.sqrt(4000)
+
+
+# -- bound and score --------------------------------------------------------------------------------
+
+
+def test_score_equals_bound_per_sample_on_training_data(iris):
+    X, y = iris
+    clf = small_classifier().fit(X, y)
+    assert clf.score(X, y) == pytest.approx(clf.bound_ / len(X), rel=1e-6)
+    assert clf.bound_curve_.shape == (5,)
+    assert clf.bound_ == clf.bound_curve_[-1]
+
+
+def test_regression_bound_includes_the_target_standardisation_jacobian(diabetes):
+    """Rescaling y by c shifts the bound by exactly −N log c: bounds are for the original y."""
+    X, y = diabetes
+    params = dict(hidden_layer_sizes=(8,), max_epochs=3, random_state=0)
+    a = EntropySGDRegressor(**params).fit(X, y)
+    b = EntropySGDRegressor(**params).fit(X, 10.0 * y)
+    assert b.bound_ - a.bound_ == pytest.approx(-len(y) * math.log(10.0), abs=1e-2)
+
+
+def test_entropy_none_trains_without_a_bound_and_score_says_why(iris):
+    X, y = iris
+    clf = small_classifier(entropy=None).fit(X, y)
+    assert np.all(np.isnan(clf.bound_curve_))
+    with pytest.raises(BoundUndefinedError, match="entropy=None"):
+        clf.score(X, y)
+
+
+def test_n_chains_reports_standard_error_and_averages_predictions(iris):
+    X, y = iris
+    clf = small_classifier(n_chains=4).fit(X, y)
+    assert np.all(np.asarray(clf.history_[:, "bound_se"]) > 0)
+    logits = clf._sample_outputs(torch.as_tensor(X, dtype=torch.float32))
+    assert logits.shape == (4, len(X), 3)
+    expected = torch.softmax(logits.double(), -1).mean(0).numpy()
+    np.testing.assert_allclose(clf.predict_proba(X), expected, rtol=1e-10)
+
+
+def test_regressor_return_std_combines_noise_and_chain_spread(diabetes):
+    X, y = diabetes
+    reg = EntropySGDRegressor(hidden_layer_sizes=(8,), max_epochs=3, n_chains=3, random_state=0).fit(X, y)
+    mean, std = reg.predict(X[:10], return_std=True)
+    outputs = reg._sample_outputs(torch.as_tensor(X[:10], dtype=torch.float32)).squeeze(-1).double()
+    expected = torch.sqrt(outputs.var(0, unbiased=False) + reg.noise_std**2) * reg.target_scale_
+    np.testing.assert_allclose(std, expected.numpy(), rtol=1e-10)
+    np.testing.assert_allclose(mean, reg.predict(X[:10]))
+    assert np.all(std >= reg.noise_std * reg.target_scale_)
+
+
+# -- validity and faults ------------------------------------------------------------------------------
+
+
+def test_step_size_beyond_the_quadratic_bound_regime_warns(iris):
+    X, y = iris
+    with pytest.warns(BoundValidityWarning, match="0.68"):
+        small_classifier(lr=5.0, max_epochs=2).fit(X, y)
+
+
+def test_valid_step_size_does_not_warn(iris):
+    X, y = iris
+    clf = small_classifier(lr=0.01)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", BoundValidityWarning)
+        clf.fit(X, y)
+    assert np.nanmax(np.asarray(clf.history_[:, "step_curvature"])) < 0.68
+
+
+def test_diverging_learning_rate_raises_and_keeps_the_previous_fit(diabetes):
+    X, y = diabetes
+    reg = EntropySGDRegressor(hidden_layer_sizes=(8,), max_epochs=3, random_state=0).fit(X, y)
+    before = reg.predict(X)
+    bound = reg.bound_
+    reg.set_params(lr=1e6)
+    with pytest.raises(TrainingDivergedError, match="Lower `lr`"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", BoundValidityWarning)
+            reg.fit(X, y)
+    np.testing.assert_array_equal(reg.predict(X), before)
+    assert reg.bound_ == bound
+
+
+def test_exact_entropy_refuses_networks_too_large_for_a_full_hessian(iris):
+    X, y = iris
+    with pytest.raises(ValueError, match="entropy='stochastic'"):
+        small_classifier(hidden_layer_sizes=(200, 200), entropy="exact").fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "X, y, message",
+    [
+        (np.array([[np.nan, 1.0], [1.0, 2.0]]), [0, 1], "NaN"),
+        (np.array([[np.inf, 1.0], [1.0, 2.0]]), [0, 1], "infinity"),
+        (np.ones((4, 2)), [1, 1, 1, 1], "one class"),
+        (np.array([["a", "b"], ["c", "d"]], dtype=object), [0, 1], "could not convert|string"),
+        (np.ones((3, 2)), [0, 1], "inconsistent numbers of samples"),
+    ],
+)
+def test_invalid_training_input_gives_clear_errors(X, y, message):
+    with pytest.raises(ValueError, match=message):
+        small_classifier().fit(X, y)
+
+
+def test_wrong_feature_count_and_unknown_labels_at_predict_and_score(iris):
+    X, y = iris
+    clf = small_classifier().fit(X, y)
+    with pytest.raises(ValueError, match="features"):
+        clf.predict(X[:, :2])
+    with pytest.raises(ValueError, match="not seen during fit"):
+        clf.score(X[:3], np.array([0, 1, 7]))
+
+
+def test_string_labels_round_trip(iris):
+    X, y = iris
+    names = np.array(["setosa", "versicolor", "virginica"])[y]
+    clf = small_classifier(max_epochs=20).fit(X, names)
+    assert set(clf.predict(X)) <= set(names)
+    assert list(clf.classes_) == sorted(set(names))
+
+
+# -- reproducibility, persistence, composition ----------------------------------------------------------
+
+
+def test_fixed_random_state_reproduces_fits_exactly_and_leaves_global_rng_alone(iris):
+    X, y = iris
+    torch_state, numpy_state = torch.get_rng_state(), np.random.get_state()
+    a = small_classifier(random_state=3).fit(X, y)
+    b = small_classifier(random_state=3).fit(X, y)
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+    np.testing.assert_array_equal(a.bound_curve_, b.bound_curve_)
+    assert torch.equal(torch.get_rng_state(), torch_state)
+    assert np.array_equal(np.random.get_state()[1], numpy_state[1])
+
+
+def test_partial_fits_continue_the_bound_exactly_like_one_longer_fit(iris):
+    X, y = iris
+    whole = small_classifier(max_epochs=4).fit(X, y)
+    stepped = small_classifier(max_epochs=2).fit(X, y)
+    stepped.partial_fit(X, y)
+    stepped.partial_fit(X, y)
+    np.testing.assert_allclose(stepped.bound_curve_, whole.bound_curve_, rtol=1e-12)
+    np.testing.assert_array_equal(stepped.predict_proba(X), whole.predict_proba(X))
+
+
+def test_warm_start_continues_from_the_fitted_network(iris):
+    X, y = iris
+    whole = small_classifier(max_epochs=4).fit(X, y)
+    warm = small_classifier(max_epochs=2, warm_start=True).fit(X, y).fit(X, y)
+    np.testing.assert_allclose(warm.bound_curve_, whole.bound_curve_, rtol=1e-12)
+
+
+def test_pickle_and_clone_round_trip(iris):
+    X, y = iris
+    clf = small_classifier().fit(X, y)
+    restored = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(restored.predict_proba(X), clf.predict_proba(X))
+    assert restored.score(X, y) == clf.score(X, y)
+    assert clone(clf).get_params() == clf.get_params()
+    assert not hasattr(clone(clf), "net_")
+
+
+def test_pipeline_and_bound_scored_grid_search_without_held_out_data():
+    X, y = make_classification(120, 6, n_informative=4, random_state=0)
+    pipe = make_pipeline(StandardScaler(), small_classifier())
+    search = GridSearchCV(
+        pipe,
+        {"entropysgdclassifier__hidden_layer_sizes": [(4,), (16,)]},
+        scoring=bound_scorer,
+        cv=TrainOnlySplit(),
+    ).fit(X, y)
+    best = search.best_estimator_
+    assert search.best_score_ == pytest.approx(best.score(X, y), rel=1e-6)
+    scores = search.cv_results_["mean_test_score"]
+    assert search.best_score_ == max(scores)
+    assert best.predict(X).shape == (120,)
