@@ -5,10 +5,33 @@ into ``predict``/``predict_proba``, and ``score = bound / n``. A method family s
 
 - ``_build_net(n_samples, n_features, n_outputs, likelihood, device)`` → an uninitialised skorch net;
 - ``_sample_outputs(X)`` → network outputs of shape ``(S, n, n_outputs)`` (chains or weight draws);
-- ``_log_marginal_likelihood_bound(X, y)`` → its bound (nats, whole data set).
+- ``_log_marginal_likelihood_bound(X, y)`` → its bound (nats, whole data set);
+
+and its net records ``bound`` in the history at the end of every epoch (``nan`` when it has none).
+A family may extend ``_continuable_params`` and ``_continue_with_current_schedule`` with
+parameters of its own that a continued net can apply. ``X`` given to ``_sample_outputs`` and
+``_log_marginal_likelihood_bound`` is a float32 CPU tensor, or a
+:class:`~sklearn_ibvi._batches.HostRows` of a memmap: both give tensors when sliced by rows.
+
+Reliability rules that live here, once for every family (tests/test_reliability.py):
+
+- a failed fit (divergence, an exception in a callback, an interrupt in the middle of an epoch)
+  leaves the estimator exactly as it was;
+- ``warm_start``/``partial_fit`` continue the fitted network with the *current* training schedule
+  (``lr``, ``max_epochs``, ``batch_size``, ``verbose``) and refuse changes of the parameters that
+  define the model, which the continued network could not honour;
+- pickles are device-neutral: a model trained on CUDA loads, predicts and scores on a machine
+  without CUDA (on the CPU, with a warning);
+- sections that draw from torch's process-global RNG hold one lock, so fits in threads give the
+  results they give alone;
+- :class:`numpy.memmap` inputs are validated and read chunk by chunk, never copied whole.
 """
 
 import copy
+import io
+import math
+import threading
+import warnings
 from contextlib import contextmanager
 from numbers import Integral, Real
 
@@ -18,11 +41,26 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import (
+    _check_y,
+    check_array,
+    check_consistent_length,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
+from skorch.exceptions import DeviceWarning
 
+from ._batches import HostRows, is_out_of_core
 from .likelihoods import categorical_log_likelihood, gaussian_log_likelihood
 
 PREDICT_BATCH_SIZE = 4096
+
+#: Bytes of float32 per chunk when validating out-of-core (memmap) inputs.
+VALIDATION_CHUNK_BYTES = 16 * 2**20
+
+#: torch's RNG is process-global; every section that seeds or resumes it holds this lock.
+_TORCH_RNG_LOCK = threading.RLock()
 
 
 def hidden_layer_sizes(value):
@@ -34,20 +72,146 @@ def hidden_layer_sizes(value):
 
 
 def resolve_device(device):
-    """``'auto'`` → ``'cuda'`` when available, else ``'cpu'``; anything else is passed through."""
+    """``'auto'`` → ``'cuda'`` when available, else ``'cpu'``; a CUDA device must be available.
+
+    Raises
+    ------
+    ValueError
+        If ``device`` is not a torch device string, or names CUDA on a machine without it.
+    """
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"device={device!r} is not a torch device: use 'auto', 'cpu' or 'cuda'.") from error
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} was requested, but CUDA is not available on this machine. Use "
+            "device='cpu', or 'auto' (CUDA when present). A model trained on CUDA loads, predicts "
+            "and scores on the CPU as it is."
+        )
     return device
+
+
+def _rng_devices(device):
+    device = torch.device(device)
+    if device.type != "cuda":
+        return []
+    return [device.index if device.index is not None else torch.cuda.current_device()]
 
 
 @contextmanager
 def seeded_torch(seed, device):
-    """Run torch code with ``manual_seed(seed)`` and leave the global RNG state untouched."""
-    device = torch.device(device)
-    devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
+    """Run torch code with ``manual_seed(seed)`` and leave the global RNG state untouched.
+
+    torch's RNG is process-global: two threads seeding and drawing from it at once would mix
+    their streams. Seeded sections therefore hold one process-wide re-entrant lock, so fits (and
+    seeded predictions) run in threads take turns and each gives the result it gives alone. Fit
+    in processes (joblib's default loky backend, ``n_jobs``) to fit in parallel.
+    """
+    with _TORCH_RNG_LOCK, torch.random.fork_rng(devices=_rng_devices(device)):
         torch.manual_seed(seed)
         yield
+
+
+def torch_rng_state(device):
+    """The state of the generators a fit on ``device`` draws from (CPU, and CUDA on CUDA)."""
+    state = {"cpu": torch.get_rng_state()}
+    if torch.device(device).type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(_rng_devices(device)[0])
+    return state
+
+
+@contextmanager
+def resumed_torch(state, device):
+    """Continue the random stream saved by :func:`torch_rng_state`, as :func:`seeded_torch` does a seed."""
+    with _TORCH_RNG_LOCK, torch.random.fork_rng(devices=_rng_devices(device)):
+        torch.set_rng_state(state["cpu"])
+        if "cuda" in state and _rng_devices(device):
+            torch.cuda.set_rng_state(state["cuda"], _rng_devices(device)[0])
+        yield
+
+
+def net_device(net):
+    """Where the trained network's parameters are."""
+    return next(net.module_.parameters()).device
+
+
+def _point_net_at(net, device):
+    """Make a net whose tensors are on ``device`` train there too (data and module)."""
+    net.device = device
+    if hasattr(net, "iterator_train__device"):
+        net.iterator_train__device = device
+
+
+def serialized_net(net, device=None):
+    """Bytes of ``net`` by ``torch.save``; with ``device``, recorded as if it lived there.
+
+    Recording the target device makes skorch's own loader map its module, criterion and
+    optimizer where :func:`deserialized_net` maps every other tensor.
+    """
+    if device is not None:
+        proxy = object.__new__(type(net))
+        proxy.__dict__.update(net.__dict__)
+        _point_net_at(proxy, device)
+        net = proxy
+    buffer = io.BytesIO()
+    torch.save(net, buffer)
+    return buffer.getvalue()
+
+
+def deserialized_net(data, to_cpu):
+    """The net saved by :func:`serialized_net`, as saved, or with every tensor on the CPU."""
+    with warnings.catch_warnings():
+        # skorch warns of its own CUDA → CPU fallback; the caller says it once, for the estimator.
+        warnings.simplefilter("ignore", DeviceWarning)
+        net = torch.load(io.BytesIO(data), map_location="cpu" if to_cpu else None, weights_only=False)
+    if to_cpu:
+        _point_net_at(net, "cpu")
+    return net
+
+
+def moved_net(net, device):
+    """An independent copy of ``net`` with everything it holds on ``device``.
+
+    Towards the CPU any net moves (every tensor is mapped there). The other way is refused: a net
+    on the CPU may hold tensors that must stay there, and nothing tells them apart.
+    """
+    current = net_device(net)
+    target = torch.device(device)
+    if target == current or (target.type == current.type == "cuda" and target.index is None):
+        return copy.deepcopy(net)
+    if target.type != "cpu":
+        raise ValueError(
+            f"The fitted network is on {current}; continuing it on {device!r} is not supported "
+            f"(networks move to the CPU only). Continue with device={str(current)!r}, or fit anew "
+            "(warm_start=False) on the new device."
+        )
+    return deserialized_net(serialized_net(net, "cpu"), to_cpu=True)
+
+
+def _check_last_epoch_complete(net):
+    """Re-raise an interrupt that skorch swallowed in the middle of an epoch.
+
+    skorch ends training quietly on ``KeyboardInterrupt`` (its ``EarlyStopping`` stops that way,
+    at the end of an epoch). Mid-epoch, the weights and entropy have moved past the last recorded
+    bound, so keeping them would report a bound of other weights: the fit is abandoned instead.
+    """
+    if len(net.history) and "bound" not in net.history[-1]:
+        raise KeyboardInterrupt(
+            f"Training was interrupted during epoch {len(net.history)}, before its bound was "
+            "recorded; the estimator keeps its previous state."
+        )
+
+
+def _same_value(a, b):
+    if a is b:
+        return True
+    try:
+        return bool(np.shape(a) == np.shape(b) and np.all(a == b))
+    except Exception:  # incomparable values are different values
+        return False
 
 
 @contextmanager
@@ -78,6 +242,14 @@ class BayesianNetEstimator(BaseEstimator):
         "warm_start": ["boolean"],
     }
 
+    #: Parameters that may change between a fit and its continuation (``warm_start``,
+    #: ``partial_fit``): the training schedule, which the continuation applies, and what is read
+    #: only at prediction time. A change of any other parameter is refused: the continued network
+    #: could not honour it. ``random_state`` is ignored by a continuation, which keeps its stream.
+    _continuable_params = frozenset(
+        {"lr", "max_epochs", "batch_size", "verbose", "warm_start", "random_state", "device", "n_predict_samples"}
+    )
+
     # -- fitting -------------------------------------------------------------------------------
 
     def fit(self, X, y):
@@ -101,7 +273,9 @@ class BayesianNetEstimator(BaseEstimator):
 
         The first call on an unfitted estimator starts from a prior draw. Continuing keeps the
         random stream, so ``k`` calls give the same fit and bound as one ``fit`` of ``k`` epochs
-        with the same ``random_state``.
+        with the same ``random_state``. A continuation trains with the current ``lr`` and
+        ``batch_size``; changing a parameter that defines the model (e.g. ``hidden_layer_sizes``)
+        since the network was started raises a ``ValueError``.
 
         Parameters
         ----------
@@ -117,26 +291,77 @@ class BayesianNetEstimator(BaseEstimator):
     def _train(self, X, y, continuing, epochs, classes=None):
         self._validate_params()
         hidden_layer_sizes(self.hidden_layer_sizes)
+        if continuing:
+            self._check_continuable()
         with unchanged_on_failure(self):
-            X, y = validate_data(self, X, y, dtype=np.float32, reset=not continuing)
+            X, y = self._validated_training_data(X, y, reset=not continuing)
             y = self._encode_fit_targets(y, reset=not continuing, classes=classes)
             self._fit_net(X, y, continuing, epochs)
         return self
 
+    def _validated_training_data(self, X, y, reset):
+        """``validate_data`` as float32, or, for a memmap, chunkwise checks of the data in place."""
+        if not is_out_of_core(X):
+            return validate_data(self, X, y, dtype=np.float32, reset=reset)
+        self._check_rows_in_chunks(X, reset)
+        y = _check_y(y, estimator=self)
+        check_consistent_length(X, y)
+        return X, y
+
+    def _check_rows_in_chunks(self, X, reset):
+        """What ``validate_data(dtype=float32)`` checks of ``X``, one chunk of rows at a time."""
+        rows = max(1, VALIDATION_CHUNK_BYTES // (4 * max(1, int(np.prod(X.shape[1:])))))
+        for start in range(0, max(len(X), 1), rows):
+            check_array(X[start : start + rows], dtype=np.float32, estimator=self, input_name="X")
+        validate_data(self, X, skip_check_array=True, reset=reset)
+
+    def _model_defining_params(self):
+        params = self.get_params(deep=False)
+        params["hidden_layer_sizes"] = hidden_layer_sizes(params["hidden_layer_sizes"])
+        return {name: value for name, value in params.items() if name not in self._continuable_params}
+
+    def _check_continuable(self):
+        started_with = getattr(self, "_started_with_params", None)
+        if started_with is None:
+            return
+        now = self._model_defining_params()
+        changed = [name for name in now if not _same_value(now[name], started_with.get(name))]
+        if changed:
+            changes = ", ".join(f"{name}={started_with.get(name)!r} → {now[name]!r}" for name in changed)
+            raise ValueError(
+                f"warm_start/partial_fit continue the fitted network, but parameters that define it "
+                f"changed since it was started ({changes}). Set them back, or fit a new network "
+                "with warm_start=False. Only the training schedule (lr, max_epochs, batch_size, "
+                "verbose) may change between continuations."
+            )
+
+    def _continue_with_current_schedule(self, net, n_samples):
+        """Apply ``lr``, ``max_epochs``, ``batch_size`` and ``verbose`` to a continued net."""
+        if self.lr != net.lr:
+            # Rescale every parameter group, keeping per-group multipliers (μP) and schedules.
+            for group in net.optimizer_.param_groups:
+                group["lr"] = group["lr"] * (self.lr / net.lr)
+            net.lr = self.lr
+        net.max_epochs = self.max_epochs
+        net.batch_size = self._batch_size_for(n_samples)
+        net.verbose = self.verbose
+
     def _fit_net(self, X, y, continuing, epochs):
         device = resolve_device(self.device)
         if continuing:
-            net = copy.deepcopy(self.net_)
-            with torch.random.fork_rng(devices=[]):
-                torch.set_rng_state(net.rng_state_)
+            net = moved_net(self.net_, device)
+            self._continue_with_current_schedule(net, len(X))
+            with resumed_torch(net.rng_state_, device):
                 net.partial_fit(X, y, epochs=epochs)
-                net.rng_state_ = torch.get_rng_state()
+                net.rng_state_ = torch_rng_state(device)
         else:
             seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
             with seeded_torch(seed, device):
                 net = self._build_net(len(X), X.shape[1], self._n_outputs, self._likelihood, device)
                 net.fit(X, y, epochs=epochs)
-                net.rng_state_ = torch.get_rng_state()
+                net.rng_state_ = torch_rng_state(device)
+            self._started_with_params = self._model_defining_params()
+        _check_last_epoch_complete(net)
         self.net_ = net
         self._record_fit_summary()
 
@@ -150,7 +375,11 @@ class BayesianNetEstimator(BaseEstimator):
     # -- prediction ----------------------------------------------------------------------------
 
     def _validated_input(self, X):
+        """``X`` as a float32 CPU tensor, or for a memmap, its rows read on demand (HostRows)."""
         check_is_fitted(self, "net_")
+        if is_out_of_core(X):
+            self._check_rows_in_chunks(X, reset=False)
+            return HostRows(X)
         X = validate_data(self, X, dtype=np.float32, reset=False)
         return torch.as_tensor(X)
 
@@ -172,7 +401,14 @@ class BayesianNetEstimator(BaseEstimator):
         """
         X = self._validated_input(X)
         y = torch.as_tensor(self._encode_score_targets(y, len(X)))
-        return float(self._log_marginal_likelihood_bound(X, y)) / len(X)
+        bound = float(self._log_marginal_likelihood_bound(X, y))
+        if math.isnan(bound):
+            raise ValueError(
+                "The bound is not a number on these data: the network's float32 arithmetic "
+                "overflowed. Scale the inputs (e.g. with StandardScaler) to the range the model was "
+                "trained on."
+            )
+        return bound / len(X)
 
     def _outputs_in_batches(self, module, X, **forward_kwargs):
         """``module(batch, **forward_kwargs)`` of shape ``(S, b, ...)``, concatenated over row batches.
@@ -192,7 +428,13 @@ class BayesianNetEstimator(BaseEstimator):
                 )
                 for i in range(0, len(X), PREDICT_BATCH_SIZE)
             ]
-        return torch.cat(parts, dim=1).cpu()
+        outputs = torch.cat(parts, dim=1).cpu()
+        if not torch.all(torch.isfinite(outputs)):
+            raise ValueError(
+                "The network's outputs overflowed (inf or NaN) on these inputs. Scale the inputs "
+                "(e.g. with StandardScaler) to the range the model was trained on."
+            )
+        return outputs
 
     def _batch_size_for(self, n_samples):
         return min(200, n_samples) if self.batch_size == "auto" else min(self.batch_size, n_samples)
@@ -201,6 +443,66 @@ class BayesianNetEstimator(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = False
         return tags
+
+    # -- persistence ---------------------------------------------------------------------------
+
+    def __getstate__(self):
+        """Device-neutral state: the net as ``torch.save`` bytes, loadable with any map location."""
+        state = dict(super().__getstate__())
+        if "net_" in state:
+            state["_net_saved_on"] = str(net_device(state["net_"]))
+            state["net_"] = serialized_net(state["net_"])
+        return state
+
+    def __setstate__(self, state):
+        """Load the net where it was saved, or on the CPU when that was CUDA and CUDA is absent."""
+        state = dict(state)
+        saved_on = state.pop("_net_saved_on", None)
+        if isinstance(state.get("net_"), bytes):
+            to_cpu = torch.device(saved_on).type == "cuda" and not torch.cuda.is_available()
+            if to_cpu:
+                warnings.warn(
+                    f"This {type(self).__name__} was trained on {saved_on}, and CUDA is not available "
+                    "here: it is loaded on the CPU, where it predicts and scores. To continue "
+                    "training it here, set device='cpu' (or 'auto').",
+                    DeviceWarning,
+                    stacklevel=2,
+                )
+            state["net_"] = deserialized_net(state["net_"], to_cpu)
+            state["history_"] = state["net_"].history
+        super().__setstate__(state)
+
+    def __deepcopy__(self, memo):
+        """A deep copy on the same device, without the device-neutral pickling round trip."""
+        copied = type(self).__new__(type(self))
+        memo[id(self)] = copied
+        copied.__dict__.update(copy.deepcopy(self.__dict__, memo))
+        return copied
+
+
+def _finite_float64_targets(y):
+    """Regression targets as finite float64 (``None`` in an object array becomes NaN: refused)."""
+    y = np.asarray(y, dtype=np.float64)
+    if not np.all(np.isfinite(y)):
+        raise ValueError("Input y contains NaN or infinity (or None), which a regression target cannot be.")
+    return y
+
+
+def _standardisation(y):
+    """``(mean, std)`` of ``y`` (std 1 for constant ``y``), without overflow or underflow.
+
+    Beyond ``|y| ~ 1e154`` the squares overflow and below ``~1e-154`` they underflow, which
+    would turn the scale into ``inf`` or 0; there the moments are taken of ``y / max|y|``.
+    """
+    peak = float(np.max(np.abs(y)))
+    if 1e-150 < peak < 1e150:
+        mean, scale = float(y.mean()), float(y.std())
+    elif peak == 0:
+        mean, scale = 0.0, 0.0
+    else:
+        unit = y / peak
+        mean, scale = float(unit.mean()) * peak, float(unit.std()) * peak
+    return mean, (scale if scale > 0 else 1.0)
 
 
 class BayesianRegressorMixin(RegressorMixin):
@@ -211,19 +513,15 @@ class BayesianRegressorMixin(RegressorMixin):
     score = BayesianNetEstimator.score
 
     def _encode_fit_targets(self, y, reset, classes=None):
-        y = column_or_1d(y, warn=True).astype(np.float64)
+        y = _finite_float64_targets(column_or_1d(y, warn=True))
         if reset:
-            self.target_mean_ = float(y.mean())
-            scale = float(y.std())
-            self.target_scale_ = scale if scale > 0 else 1.0
+            self.target_mean_, self.target_scale_ = _standardisation(y)
         return ((y - self.target_mean_) / self.target_scale_).astype(np.float32)
 
     def _encode_score_targets(self, y, n_samples):
-        y = column_or_1d(np.asarray(y, dtype=np.float64))
+        y = _finite_float64_targets(column_or_1d(y))
         if len(y) != n_samples:
             raise ValueError(f"X has {n_samples} samples but y has {len(y)}.")
-        if not np.all(np.isfinite(y)):
-            raise ValueError("Input y contains NaN or infinity.")
         return ((y - self.target_mean_) / self.target_scale_).astype(np.float32)
 
     def _log_likelihood(self, outputs, y):
@@ -248,11 +546,30 @@ class BayesianRegressorMixin(RegressorMixin):
         outputs = self._sample_outputs(self._validated_input(X)).squeeze(-1).double()
         mean = outputs.mean(0)
         y_mean = (mean * self.target_scale_ + self.target_mean_).numpy()
-        if not return_std:
-            return y_mean
         spread = outputs.var(0, unbiased=False)
         y_std = (torch.sqrt(spread + self.noise_std**2) * self.target_scale_).numpy()
-        return y_mean, y_std
+        if not (np.all(np.isfinite(y_mean)) and np.all(np.isfinite(y_std))):
+            raise ValueError(
+                f"The predictions overflow float64 in the units of y (the targets' scale is "
+                f"{self.target_scale_:.3g}, and the network's standardised outputs reach "
+                f"{float(outputs.abs().max()):.3g}). Rescale y, or the inputs, before fitting."
+            )
+        return (y_mean, y_std) if return_std else y_mean
+
+
+def _sorted_labels(labels, check=True):
+    """``np.unique(labels)``, with a clear error for labels of mixed types (e.g. str and int)."""
+    labels = np.asarray(labels)
+    try:
+        return np.unique(labels)
+    except TypeError:
+        if not check:
+            return np.asarray(list(dict.fromkeys(labels.tolist())), dtype=object)
+        kinds = sorted({type(label).__name__ for label in labels.ravel().tolist()})
+        raise ValueError(
+            f"The class labels mix types ({', '.join(kinds)}) and cannot be ordered: use labels "
+            "that are all strings or all numbers."
+        ) from None
 
 
 class BayesianClassifierMixin(ClassifierMixin):
@@ -283,21 +600,36 @@ class BayesianClassifierMixin(ClassifierMixin):
 
     def _encode_fit_targets(self, y, reset, classes=None):
         y = column_or_1d(y, warn=True)
-        check_classification_targets(y)
+        try:
+            check_classification_targets(y)
+        except TypeError:  # sklearn's own sort of labels of mixed types
+            _sorted_labels(y)
+            raise
         if reset:
-            self.classes_ = np.unique(y if classes is None else classes)
+            self.classes_ = _sorted_labels(y if classes is None else classes)
             if len(self.classes_) < 2:
                 raise ValueError(
                     f"{type(self).__name__} needs samples of at least 2 classes in the data, "
                     f"but the data contain only one class: {self.classes_[0]!r}."
                 )
+        elif classes is not None and not _same_value(_sorted_labels(classes), self.classes_):
+            raise ValueError(
+                f"classes={_sorted_labels(classes)!r} differs from the classes of the fitted network "
+                f"{self.classes_!r}; the classes are fixed when the network is started."
+            )
         return self._encode_score_targets(y, len(y))
 
     def _encode_score_targets(self, y, n_samples):
         y = column_or_1d(y)
         if len(y) != n_samples:
             raise ValueError(f"X has {n_samples} samples but y has {len(y)}.")
-        index = np.searchsorted(self.classes_, y)
+        try:
+            index = np.searchsorted(self.classes_, y)
+        except TypeError:  # labels that cannot even be compared with the classes (str vs int)
+            raise ValueError(
+                f"y contains labels not seen during fit: {_sorted_labels(y, check=False)[:10]!r}; "
+                f"known classes are {self.classes_!r}."
+            ) from None
         index = np.clip(index, 0, len(self.classes_) - 1)
         unknown = self.classes_[index] != y
         if np.any(unknown):
