@@ -1,6 +1,8 @@
 """sklearn_ibvi: Bayesian deep learning estimators whose score is a marginal-likelihood bound."""
 
+from .early_stopping import BoundEarlyStopping
 from .entropy_sgd import EntropySGDClassifier, EntropySGDRegressor
+from .ibvi import IBVIClassifier, IBVIRegressor
 from .exceptions import BoundUndefinedError, BoundValidityWarning, TrainingDivergedError
 
 __version__ = "0.1.0.dev0"
@@ -8,6 +10,9 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "EntropySGDRegressor",
     "EntropySGDClassifier",
+    "BoundEarlyStopping",
+    "IBVIRegressor",
+    "IBVIClassifier",
     "BoundValidityWarning",
     "BoundUndefinedError",
     "TrainingDivergedError",

@@ -1,19 +1,58 @@
-"""Model selection from the training data alone: the bound as a scorer, and a no-hold-out splitter.
+"""Model selection from the training data alone: validation-free criteria, scorers and searches.
 
-Every estimator's ``score(X, y)`` is a per-sample bound on (or estimate of) ``log p(y | X)`` of the
-data it was fitted on. Scoring each candidate on its own training data therefore ranks
-configurations by evidence, without a validation set::
+Three criteria rank fitted configurations without held-out data. Each is an estimate of a
+(conditional) log marginal likelihood, in nats per sample, higher is better:
 
-    GridSearchCV(estimator, grid, scoring=bound_scorer, cv=TrainOnlySplit())
+``'bound'``
+    The estimator's own ``score``: the published lower-bound estimate of ``log p(y | X)`` —
+    entropy-tracking SGD's ``log p(y | X, θ_t) + log p(θ_t) + S_t`` (with the zero-mean control
+    variate when ``control_variate=True``), IBVI's ELBO. A bound on the evidence of the model
+    *as a distribution over weights at the kept epoch*; it also defines a stopping epoch.
+``'prequential'``
+    The first training pass's prequential log-likelihood ``Σ_k log p(y_{B_k} | X_{B_k}, θ before
+    batch k)`` (chains mixed), i.e. minus the code length of the learner's online predictions
+    (Blier & Ollivier 2018; the "training speed" of Lyle et al. 2020). When each prediction is
+    the exact Bayesian posterior predictive it *equals* ``log p(y | X)`` (chain rule;
+    :func:`prequential_log_evidence`); with SGD's point estimates it is the log-likelihood of an
+    online learner, which rewards fast learners and wide noise. It needs one epoch only; it does
+    not depend on how long training continues afterwards, so it cannot choose a stopping epoch.
+``'block_prequential'``
+    Forward chaining: the rows are ordered at random and cut at ``n/2^K, …, n/4, n/2, n``; the
+    learner is fitted on each prefix and codes the next block. The sum of the blocks' log
+    predictive densities, per coded row, estimates the conditional evidence
+    ``log p(y_rest | X, y_first) / n_rest`` of the learning algorithm as configured (its
+    epochs included, so it also chooses a stopping epoch, see
+    :class:`~sklearn_ibvi.BoundEarlyStopping`). It costs ``1 − 2^{-K}`` of a fit.
 
+How well each selects, measured against 5-fold cross-validation on four data sets, is in the
+model-selection study (``benchmarks/model_selection/results.md``, summarised in the user guide
+page "Selecting models without a validation set"). In short: block prequential had 1.4× CV's
+mean test-NLL regret at 0.44× its compute, the one-pass prequential 12×, the bound 24× — hence
+the default of :func:`make_bound_scorer`.
+
+Use any of them with :class:`~sklearn.model_selection.GridSearchCV` and the all-data splitter::
+
+    GridSearchCV(estimator, grid, scoring=make_bound_scorer(), cv=TrainOnlySplit())
+
+(``make_bound_scorer()`` is the block-prequential criterion, :func:`bound_scorer` the bound), or
+screen a grid and let cross-validation confirm the survivors with :class:`ScreenedGridSearchCV`.
 ``refit``, ``n_jobs`` and joblib backends (loky, dask, ray) work as for any search.
-How well each criterion selects, measured against cross-validation, is in the documentation's
-model-selection study — read it before trusting a criterion on your problem.
 """
 
+import copy
+import math
+from numbers import Integral
+
 import numpy as np
-from sklearn.model_selection import BaseCrossValidator
-from sklearn.utils.validation import _num_samples
+from sklearn.base import clone, is_classifier
+from sklearn.model_selection import BaseCrossValidator, ParameterGrid
+from sklearn.model_selection._search import BaseSearchCV
+from sklearn.utils import _safe_indexing, check_random_state
+from sklearn.utils.parallel import Parallel, delayed
+from sklearn.utils.validation import _num_samples, column_or_1d
+
+#: The validation-free criteria, by name.
+CRITERIA = ("bound", "prequential", "block_prequential")
 
 
 class TrainOnlySplit(BaseCrossValidator):
@@ -54,12 +93,232 @@ class TrainOnlySplit(BaseCrossValidator):
         yield np.arange(_num_samples(X))
 
 
+# -- the quantities ------------------------------------------------------------------------------
+
+
+def prequential_log_evidence(features, y, prior_var, noise_var, batch_size=1):
+    """Prequential log-likelihood of Bayesian linear regression with exact sequential updating.
+
+    Codes ``y`` batch by batch with the exact posterior predictive given the batches before,
+    ``log N(y_b; Φ_b m, Φ_b S Φ_bᵀ + σ² I)``, then updates ``(m, S)`` by Bayes' rule. By the chain
+    rule ``Σ_b log p(y_b | y_{<b}) = log p(y)``, so the result equals the closed-form log evidence
+    ``log N(y; 0, Φ Σ₀ Φᵀ + σ² I)`` for any batch size and order: the principle behind the
+    ``'prequential'`` criterion, which applies it with the learner's own (approximate) predictive.
+
+    Parameters
+    ----------
+    features : array-like of shape (n_samples, n_features)
+        The design matrix ``Φ``.
+    y : array-like of shape (n_samples,)
+    prior_var : float or array-like of shape (n_features,)
+        Prior variances of the weights (the prior is ``N(0, diag(prior_var))``).
+    noise_var : float
+        Observation noise variance ``σ²``.
+    batch_size : int, default=1
+
+    Returns
+    -------
+    log_likelihood : float
+        Nats, whole data set.
+    """
+    features = np.asarray(features, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    n, d = features.shape
+    mean = np.zeros(d)
+    cov = np.diag(np.broadcast_to(np.asarray(prior_var, dtype=np.float64), (d,)))
+    total = 0.0
+    for start in range(0, n, batch_size):
+        phi, target = features[start : start + batch_size], y[start : start + batch_size]
+        predictive_cov = phi @ cov @ phi.T + noise_var * np.eye(len(target))
+        residual = target - phi @ mean
+        _, logdet = np.linalg.slogdet(predictive_cov)
+        total -= 0.5 * (residual @ np.linalg.solve(predictive_cov, residual) + logdet + len(target) * math.log(2 * math.pi))
+        gain = np.linalg.solve(predictive_cov, phi @ cov).T  # S Φ_bᵀ (Φ_b S Φ_bᵀ + σ²I)⁻¹
+        mean = mean + gain @ residual
+        cov = cov - gain @ phi @ cov
+    return float(total)
+
+
+def predictive_log_likelihood(estimator, X, y):
+    """Log predictive density of each ``(x, y)`` under a fitted estimator (nats per row).
+
+    Classifiers: ``log predict_proba(X)[i, y_i]``. Regressors: the Gaussian with the mean and
+    standard deviation of ``predict(X, return_std=True)`` — exact for one chain or one weight
+    draw, a moment-matched approximation of a mixture over several. Works for pipelines.
+
+    Parameters
+    ----------
+    estimator : fitted estimator
+    X : array-like of shape (n_samples, n_features)
+    y : array-like of shape (n_samples,)
+
+    Returns
+    -------
+    log_density : ndarray of shape (n_samples,)
+    """
+    y = column_or_1d(np.asarray(y))
+    if hasattr(estimator, "predict_proba") and is_classifier(estimator):
+        proba = np.asarray(estimator.predict_proba(X), dtype=np.float64)
+        classes = list(estimator.classes_)
+        columns = np.array([classes.index(label) if label in classes else -1 for label in y])
+        with np.errstate(divide="ignore"):
+            log_proba = np.log(proba[np.arange(len(y)), np.maximum(columns, 0)])
+        return np.where(columns >= 0, log_proba, -np.inf)
+    mean, std = estimator.predict(X, return_std=True)
+    residual = (y.astype(np.float64) - mean) / std
+    return -0.5 * residual**2 - np.log(std) - 0.5 * math.log(2 * math.pi)
+
+
+def log_predictive_scorer(estimator, X, y):
+    """Mean log predictive density of held-out ``(X, y)``, nats per sample (higher is better).
+
+    The scorer for cross-validating these estimators: their ``score`` is a bound on the
+    *training* evidence and means nothing on held-out rows. For classifiers it equals
+    ``-log_loss``; for regressors it is the Gaussian predictive log density.
+    """
+    return float(np.mean(predictive_log_likelihood(estimator, X, y)))
+
+
+def _bayesian_estimator(estimator):
+    """The fitted sklearn_ibvi estimator inside a pipeline and/or a BoundEarlyStopping."""
+    while True:
+        if hasattr(estimator, "steps"):
+            estimator = estimator.steps[-1][1]
+        elif hasattr(estimator, "estimator_") and hasattr(estimator, "best_epoch_"):
+            estimator = estimator.estimator_
+        else:
+            return estimator
+
+
+def prequential_log_likelihood(estimator):
+    """The first epoch's prequential log-likelihood of a fitted estimator (nats, whole data).
+
+    ``Σ_k log p(y_{B_k} | X_{B_k}, θ before batch k)`` over the first pass: with several chains
+    the predictive is their mixture. Read from the history column
+    ``prequential_log_likelihood``; works through pipelines and BoundEarlyStopping.
+    """
+    history = getattr(_bayesian_estimator(estimator), "history_", None)
+    if history is None or len(history) == 0 or "prequential_log_likelihood" not in history[0]:
+        raise TypeError(
+            f"{type(estimator).__name__} records no 'prequential_log_likelihood' in a training "
+            "history; the 'prequential' criterion needs an sklearn_ibvi estimator fitted for at least one epoch."
+        )
+    return float(history[0, "prequential_log_likelihood"])
+
+
+class BlockPrequential:
+    """The forward-chaining (block-prequential) criterion and its blocks.
+
+    The rows are put in a random order (for classifiers, one row of every class first, so every
+    prefix has seen every class) and cut at ``n/2^K, …, n/4, n/2, n`` (``K = n_blocks``). The
+    learner is fitted on each prefix and scored on the block that follows it.
+
+    Parameters
+    ----------
+    n_blocks : int, default=3
+        ``K``: the coded blocks cover ``1 − 2^{-K}`` of the rows, and fitting the prefixes costs
+        ``1 − 2^{-K}`` of a full fit.
+    random_state : int, default=0
+        Seeds the row order. Keep it fixed across the candidates of a search: every candidate
+        must code the same blocks.
+    """
+
+    def __init__(self, n_blocks=3, random_state=0):
+        self.n_blocks = n_blocks
+        self.random_state = random_state
+
+    def __repr__(self):
+        return f"BlockPrequential(n_blocks={self.n_blocks}, random_state={self.random_state})"
+
+    def __eq__(self, other):
+        return isinstance(other, BlockPrequential) and (self.n_blocks, self.random_state) == (
+            other.n_blocks,
+            other.random_state,
+        )
+
+    def __hash__(self):
+        return hash((BlockPrequential, self.n_blocks, self.random_state))
+
+    def blocks(self, y, classifier=False):
+        """``[(prefix_indices, coded_indices), …]``, smallest prefix first.
+
+        Parameters
+        ----------
+        y : array-like of shape (n_samples,)
+        classifier : bool
+            Put one row of every class at the front of the order.
+        """
+        if not isinstance(self.n_blocks, Integral) or self.n_blocks < 1:
+            raise ValueError(f"n_blocks must be a positive integer, got {self.n_blocks!r}.")
+        y = column_or_1d(np.asarray(y))
+        n = len(y)
+        order = check_random_state(self.random_state).permutation(n)
+        if classifier:
+            _, first = np.unique(y[order], return_index=True)
+            order = np.r_[order[np.sort(first)], np.delete(order, first)]
+        cuts = [max(1, math.ceil(n / 2**k)) for k in range(self.n_blocks, -1, -1)]
+        if len(set(cuts)) < len(cuts) or (classifier and cuts[0] < len(np.unique(y))):
+            raise ValueError(
+                f"{n} samples are too few for {self.n_blocks} prequential blocks: the first prefix "
+                f"has {cuts[0]} rows. Use fewer blocks."
+            )
+        return [(order[:start], order[start:stop]) for start, stop in zip(cuts[:-1], cuts[1:])]
+
+    def n_coded(self, n_samples):
+        """Rows coded by the blocks (all but the first prefix)."""
+        return n_samples - max(1, math.ceil(n_samples / 2**self.n_blocks))
+
+
+def resolve_criterion(criterion):
+    """``'bound'``/``'prequential'`` as given; ``'block_prequential'`` → ``BlockPrequential()``."""
+    if isinstance(criterion, BlockPrequential):
+        return criterion
+    if criterion == "block_prequential":
+        return BlockPrequential()
+    if criterion in ("bound", "prequential"):
+        return criterion
+    raise ValueError(f"criterion must be one of {CRITERIA} or a BlockPrequential, got {criterion!r}.")
+
+
+def block_prequential_log_likelihood(estimator, X, y, n_blocks=3, random_state=0):
+    """Forward-chaining log-likelihood of a learner, nats per coded row.
+
+    ``Σ_k Σ_{i ∈ block k} log p(y_i | x_i, learner fitted on the rows before block k)``, divided
+    by the number of coded rows (see :class:`BlockPrequential`). Fits a clone of ``estimator``
+    (any estimator or pipeline, fitted or not; its parameters, epochs included, are used as they
+    are) on each prefix.
+
+    Parameters
+    ----------
+    estimator : estimator with ``predict_proba`` (classifier) or ``predict(X, return_std=True)``
+    X : array-like of shape (n_samples, n_features)
+    y : array-like of shape (n_samples,)
+    n_blocks : int, default=3
+    random_state : int, default=0
+
+    Returns
+    -------
+    log_likelihood : float
+    """
+    scheme = BlockPrequential(n_blocks, random_state)
+    total, coded = 0.0, 0
+    for prefix, block in scheme.blocks(y, classifier=is_classifier(estimator)):
+        learner = clone(estimator).fit(_safe_indexing(X, prefix), _safe_indexing(y, prefix))
+        total += float(np.sum(predictive_log_likelihood(learner, _safe_indexing(X, block), _safe_indexing(y, block))))
+        coded += len(block)
+    return total / coded
+
+
+# -- scorers -------------------------------------------------------------------------------------
+
+
 def bound_scorer(estimator, X, y):
     """Scorer returning ``estimator.score(X, y)``: the bound per sample (higher is better).
 
-    Works for the sklearn_ibvi estimators, :class:`~sklearn_ibvi.BoundEarlyStopping` and
-    pipelines ending in one of them. Only meaningful when ``X, y`` are the data the estimator was
-    fitted on — use it with :class:`TrainOnlySplit`.
+    The ``'bound'`` criterion of :func:`make_bound_scorer`. Works for the sklearn_ibvi
+    estimators, :class:`~sklearn_ibvi.BoundEarlyStopping` and pipelines ending in one of them.
+    Only meaningful when ``X, y`` are the data the estimator was fitted on — use it with
+    :class:`TrainOnlySplit`.
 
     Parameters
     ----------
@@ -87,3 +346,243 @@ def bound_scorer(estimator, X, y):
     ['hidden_layer_sizes']
     """
     return estimator.score(X, y)
+
+
+class BoundScorer:
+    """A validation-free scorer: ``scorer(fitted_estimator, X_train, y_train)`` → nats per sample.
+
+    Built by :func:`make_bound_scorer`; a module-level class so that searches pickle it to
+    process-based workers (loky, dask, ray).
+    """
+
+    def __init__(self, criterion="bound"):
+        self.criterion = resolve_criterion(criterion)
+
+    def __repr__(self):
+        return f"make_bound_scorer(criterion={self.criterion!r})"
+
+    def __call__(self, estimator, X, y):
+        criterion = self.criterion
+        if criterion == "bound":
+            return bound_scorer(estimator, X, y)
+        if criterion == "prequential":
+            return prequential_log_likelihood(estimator) / _num_samples(X)
+        if _measures_block_prequential(estimator, criterion):
+            best = estimator.bound_curve_[estimator.best_epoch_ - 1]
+            return float(best) / criterion.n_coded(_num_samples(X))
+        return block_prequential_log_likelihood(estimator, X, y, criterion.n_blocks, criterion.random_state)
+
+
+def _measures_block_prequential(estimator, criterion):
+    """Whether ``estimator`` is a BoundEarlyStopping that follows this block-prequential criterion
+    (then its fitted ``bound_curve_`` already holds the value: no refit needed)."""
+    from .early_stopping import BoundEarlyStopping  # noqa: PLC0415 (early_stopping imports this module)
+
+    return isinstance(estimator, BoundEarlyStopping) and resolve_criterion(estimator.criterion) == criterion
+
+
+def make_bound_scorer(criterion="block_prequential", *, n_blocks=3, random_state=0):
+    """A scorer that ranks fitted estimators by a validation-free criterion.
+
+    Use it with :class:`TrainOnlySplit`, so that each candidate is fitted and scored on all the
+    training data::
+
+        GridSearchCV(est, grid, scoring=make_bound_scorer("prequential"), cv=TrainOnlySplit())
+
+    Parameters
+    ----------
+    criterion : {'block_prequential', 'bound', 'prequential'}, default='block_prequential'
+        What the scorer returns, in nats per sample (module docstring has the details). The
+        default is the criterion that selected best in the model-selection study (mean test-NLL
+        regret 1.4× 5-fold CV's at 0.44× its compute; the bound: 24×, the one-pass prequential:
+        12×):
+
+        - ``'bound'``: ``estimator.score(X, y)``, the estimator's lower-bound estimate of
+          ``log p(y | X)`` per sample (same as :func:`bound_scorer`);
+        - ``'prequential'``: the first epoch's prequential log-likelihood per sample — the
+          evidence when predictions are exact Bayesian predictives, otherwise an online
+          learner's log-likelihood; free (already in the history);
+        - ``'block_prequential'``: forward-chaining log predictive density per coded row, an
+          estimate of the learner's conditional evidence. It refits clones of the candidate on
+          prefixes of ``X`` (``1 − 2^{-n_blocks}`` of a fit), unless the candidate is a
+          :class:`~sklearn_ibvi.BoundEarlyStopping` that already measured it.
+    n_blocks : int, default=3
+        For ``'block_prequential'``.
+    random_state : int, default=0
+        Row order of ``'block_prequential'``; fixed, so all candidates code the same blocks.
+
+    Returns
+    -------
+    scorer : BoundScorer
+        ``scorer(estimator, X, y)`` → float, higher is better.
+    """
+    if criterion == "block_prequential":
+        criterion = BlockPrequential(n_blocks, random_state)
+    return BoundScorer(criterion)
+
+
+# -- screening search ----------------------------------------------------------------------------
+
+
+def _with_one_epoch(estimator):
+    """``estimator`` with every ``max_epochs`` parameter set to 1 (the prequential needs one pass)."""
+    params = {
+        name: 1
+        for name, value in estimator.get_params().items()
+        if (name == "max_epochs" or name.endswith("__max_epochs")) and value is not None
+    }
+    return estimator.set_params(**params)
+
+
+def _screening_score(estimator, X, y, scorer):
+    """Fit only what the criterion needs: one epoch (prequential), the prefixes (block), all."""
+    criterion = scorer.criterion
+    try:
+        if criterion == "prequential":
+            return scorer(_with_one_epoch(estimator).fit(X, y), X, y)
+        if isinstance(criterion, BlockPrequential) and not _measures_block_prequential(estimator, criterion):
+            return block_prequential_log_likelihood(estimator, X, y, criterion.n_blocks, criterion.random_state)
+        return scorer(estimator.fit(X, y), X, y)
+    except ArithmeticError:  # training diverged (TrainingDivergedError): screened out
+        return -np.inf
+
+
+class ScreenedGridSearchCV(BaseSearchCV):
+    """Grid search that screens every candidate with a validation-free criterion, then
+    cross-validates only the best few.
+
+    Stage 1 fits each candidate once on all the data and scores it by ``criterion`` (for
+    ``'prequential'`` a single epoch suffices and only one is run; ``'block_prequential'`` adds
+    the prefix fits). Stage 2 is an ordinary
+    cross-validated grid search over the ``n_survivors`` best candidates, with ``scoring``
+    (default :func:`log_predictive_scorer`, the held-out log predictive density); ``refit``
+    refits the winner on all the data. Candidates with equal screening scores survive or fall
+    together — parameters the criterion cannot see (``max_epochs`` for ``'prequential'``) are
+    therefore left entirely to cross-validation.
+
+    In the model-selection study (4 data sets, top 3 of 9–18 configurations kept), screening by
+    ``'block_prequential'`` kept CV's choice every time, for 0.58–0.79× CV's compute; screening
+    by the much cheaper ``'prequential'`` (0.18–0.38×) discarded the best regression
+    configurations (it favours wide noise) and had 11× CV's mean regret.
+
+    Parameters
+    ----------
+    estimator : estimator
+    param_grid : dict or list of dicts
+        As for :class:`~sklearn.model_selection.GridSearchCV`.
+    criterion : {'block_prequential', 'prequential', 'bound'} or BlockPrequential, default='block_prequential'
+        The screening criterion (see :func:`make_bound_scorer`).
+    n_survivors : int, default=3
+        Candidates (distinct screening scores) kept for cross-validation.
+    scoring : str, callable or None, default=None
+        Cross-validation score; ``None`` means :func:`log_predictive_scorer`.
+    cv, refit, n_jobs, verbose, pre_dispatch, error_score, return_train_score
+        As for :class:`~sklearn.model_selection.GridSearchCV`; ``n_jobs`` also parallelises the
+        screening fits.
+
+    Attributes
+    ----------
+    screening_results_ : dict of arrays
+        ``params``, ``screening_score`` (nats per sample) and ``survived`` for every candidate.
+    cv_results_, best_estimator_, best_params_, best_score_, best_index_, n_splits_, refit_time_
+        As for :class:`~sklearn.model_selection.GridSearchCV`, over the survivors.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn_ibvi import EntropySGDClassifier
+    >>> from sklearn_ibvi.model_selection import ScreenedGridSearchCV
+    >>> X, y = load_iris(return_X_y=True)
+    >>> search = ScreenedGridSearchCV(
+    ...     EntropySGDClassifier(max_epochs=5, batch_size=16, entropy=None, random_state=0),
+    ...     {"hidden_layer_sizes": [(4,), (16,), (64,)]}, criterion="prequential", n_survivors=2, cv=3,
+    ... ).fit(X, y)
+    >>> int(search.screening_results_["survived"].sum())
+    2
+    """
+
+    def __init__(
+        self,
+        estimator,
+        param_grid,
+        *,
+        criterion="block_prequential",
+        n_survivors=3,
+        scoring=None,
+        cv=5,
+        refit=True,
+        n_jobs=None,
+        verbose=0,
+        pre_dispatch="2*n_jobs",
+        error_score=np.nan,
+        return_train_score=False,
+    ):
+        super().__init__(
+            estimator=estimator,
+            scoring=scoring,
+            n_jobs=n_jobs,
+            refit=refit,
+            cv=cv,
+            verbose=verbose,
+            pre_dispatch=pre_dispatch,
+            error_score=error_score,
+            return_train_score=return_train_score,
+        )
+        self.param_grid = param_grid
+        self.criterion = criterion
+        self.n_survivors = n_survivors
+
+    _parameter_constraints = {
+        **BaseSearchCV._parameter_constraints,
+        "param_grid": [dict, list],
+        "criterion": [str, BlockPrequential],
+        "n_survivors": [Integral],
+    }
+
+    def fit(self, X, y=None, **params):
+        """Screen every candidate on all of ``(X, y)``, then cross-validate the survivors.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        **params : dict
+            Passed to the estimator's ``fit`` in the cross-validation stage.
+
+        Returns
+        -------
+        self : object
+        """
+        if self.n_survivors < 1:
+            raise ValueError(f"n_survivors must be at least 1, got {self.n_survivors}.")
+        self._screening_data = (X, y)
+        try:
+            return super().fit(X, y, **params)
+        finally:
+            del self._screening_data
+
+    def _get_scorers(self):
+        if self.scoring is None:
+            return log_predictive_scorer, "score"
+        return super()._get_scorers()
+
+    def _run_search(self, evaluate_candidates, *, callback_ctx=None):
+        X, y = self._screening_data
+        scorer = BoundScorer(self.criterion)
+        candidates = list(ParameterGrid(self.param_grid))
+        scores = Parallel(n_jobs=self.n_jobs, verbose=self.verbose, pre_dispatch=self.pre_dispatch)(
+            delayed(_screening_score)(clone(self.estimator).set_params(**copy.deepcopy(p)), X, y, scorer)
+            for p in candidates
+        )
+        scores = np.asarray(scores, dtype=float)
+        distinct = np.unique(scores[np.isfinite(scores)])[::-1]
+        if len(distinct) == 0:
+            raise ValueError("Every candidate failed the screening (non-finite criterion).")
+        cutoff = distinct[min(self.n_survivors, len(distinct)) - 1]
+        survived = np.isfinite(scores) & (scores >= cutoff)
+        self.screening_results_ = {
+            "params": np.asarray(candidates, dtype=object),
+            "screening_score": scores,
+            "survived": survived,
+        }
+        evaluate_candidates([p for p, keep in zip(candidates, survived) if keep])
