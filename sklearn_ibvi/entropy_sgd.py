@@ -17,8 +17,6 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from skorch import NeuralNet
-from skorch.callbacks import EpochTimer, PrintLog
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import (
@@ -39,7 +37,8 @@ from .entropy import (
     warp_gradient,
     warped_stochastic_entropy_change,
 )
-from .exceptions import BoundUndefinedError, BoundValidityWarning, TrainingDivergedError
+from ._nets import BoundTrackingNet
+from .exceptions import BoundUndefinedError, BoundValidityWarning
 from .likelihoods import NegativeLogLikelihood
 from .networks import ChainMLP, layer_sizes
 
@@ -51,7 +50,7 @@ def _rademacher_like(tensor):
     return torch.randint(0, 2, tensor.shape, device=tensor.device).to(tensor.dtype).mul_(2).sub_(1)
 
 
-class EntropySGDNet(NeuralNet):
+class EntropySGDNet(BoundTrackingNet):
     """skorch net whose training step is plain SGD with entropy bookkeeping.
 
     The state of the bound lives on the net (``entropy_``, ``initial_log_density_``) beside the
@@ -91,10 +90,6 @@ class EntropySGDNet(NeuralNet):
         self.control_variate = control_variate
         self.n_power_iterations = n_power_iterations
 
-    @property
-    def _default_callbacks(self):
-        return [("epoch_timer", EpochTimer()), ("print_log", PrintLog())]
-
     def initialize_module(self):
         super().initialize_module()
         module = self.module_
@@ -116,12 +111,6 @@ class EntropySGDNet(NeuralNet):
         self._warned_validity = False
         return self
 
-    def get_iterator(self, dataset, training=False):
-        iterator = super().get_iterator(dataset, training=training)
-        if training:
-            self._train_batches = iterator
-        return iterator
-
     def on_epoch_begin(self, net, **kwargs):
         super().on_epoch_begin(net, **kwargs)
         self._check_validity = self.entropy is not None and self.n_power_iterations > 0
@@ -140,11 +129,7 @@ class EntropySGDNet(NeuralNet):
         # mean-loss units is α = lr / N on the summed full-data NLL, the α of the Jacobian.
         loss = per_sample_nll.mean(1).sum()
         if not torch.isfinite(loss):
-            raise TrainingDivergedError(
-                f"The training loss became {loss.item()} in epoch {len(self.history)}: SGD diverged. "
-                f"Lower `lr` (currently {self.optimizer_.param_groups[0]['lr']}), or standardise the inputs. The estimator "
-                "keeps its previous state."
-            )
+            raise self.diverged("training loss")
         probed_chains = None
         if self.entropy == "stochastic" and self.probe_fraction < 1:
             # independent decisions per chain, so that averaging chains averages this noise too
@@ -271,10 +256,7 @@ class EntropySGDNet(NeuralNet):
         data = self._train_batches
         log_lik = self.chain_log_likelihood(data.X, data.y)
         if not torch.all(torch.isfinite(log_lik)):
-            raise TrainingDivergedError(
-                f"The log-likelihood became non-finite after epoch {len(self.history)}: SGD diverged. "
-                f"Lower `lr` (currently {self.optimizer_.param_groups[0]['lr']}). The estimator keeps its previous state."
-            )
+            raise self.diverged("log-likelihood")
         with torch.no_grad():
             prior_term = log_prior(self.module_.flat(), self.module_.prior_std).cpu()
         history = self.history

@@ -23,8 +23,6 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from skorch import NeuralNet
-from skorch.callbacks import EpochTimer, PrintLog
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 
@@ -37,7 +35,8 @@ from ._base import (
     seeded_torch,
 )
 from ._batches import TensorBatches
-from .exceptions import BoundUndefinedError, TrainingDivergedError
+from ._nets import BoundTrackingNet
+from .exceptions import BoundUndefinedError
 from .likelihoods import NegativeLogLikelihood
 from .variational import (
     COVARIANCES,
@@ -76,7 +75,7 @@ class IBVINetwork(VariationalMLP):
             return super().forward(x, n_samples)
 
 
-class IBVINet(NeuralNet):
+class IBVINet(BoundTrackingNet):
     """skorch net that trains a variational MLP on the expected loss and records its ELBO.
 
     Parameters
@@ -103,10 +102,6 @@ class IBVINet(NeuralNet):
         super().__init__(*args, **kwargs)
         self.n_bound_samples = n_bound_samples
 
-    @property
-    def _default_callbacks(self):
-        return [("epoch_timer", EpochTimer()), ("print_log", PrintLog())]
-
     def initialize_module(self):
         super().initialize_module()
         self.sample_seed_ = int(torch.randint(np.iinfo(np.int32).max, ()))
@@ -116,12 +111,6 @@ class IBVINet(NeuralNet):
         _, kwargs = self.get_params_for_optimizer("optimizer", self.get_all_learnable_params())
         self.optimizer_ = self.optimizer(self.module_.param_groups(kwargs["lr"]), **kwargs)
         return self
-
-    def get_iterator(self, dataset, training=False):
-        iterator = super().get_iterator(dataset, training=training)
-        if training:
-            self._train_batches = iterator
-        return iterator
 
     def on_epoch_begin(self, net, **kwargs):
         super().on_epoch_begin(net, **kwargs)
@@ -140,11 +129,7 @@ class IBVINet(NeuralNet):
         per_sample_nll = self.criterion_(module(X, n_samples=1), y)
         loss = per_sample_nll.mean()
         if not torch.isfinite(loss):
-            raise TrainingDivergedError(
-                f"The training loss became {loss.item()} in epoch {len(self.history)}: SGD diverged. "
-                f"Lower `lr` (currently {self.lr}), or standardise the inputs. The estimator keeps "
-                "its previous state."
-            )
+            raise self.diverged("training loss")
         # `lr` is in the units of the mean loss (half the squared error for regression, so the
         # path does not depend on noise_std): the step on the mean NLL is lr × step_scale.
         (loss * self.criterion_.step_scale).backward()
@@ -207,10 +192,7 @@ class IBVINet(NeuralNet):
         else:
             parts = self.evidence_lower_bound(data.X, data.y)
             if not math.isfinite(parts["expected_log_likelihood"]):
-                raise TrainingDivergedError(
-                    f"The log-likelihood became non-finite after epoch {len(self.history)}: SGD "
-                    f"diverged. Lower `lr` (currently {self.lr}). The estimator keeps its previous state."
-                )
+                raise self.diverged("log-likelihood")
         history = self.history
         history.record("train_loss", self._loss_sum / max(self._n_seen, 1))
         history.record("prequential_log_likelihood", float(self._prequential))
@@ -257,7 +239,12 @@ class IBVINet(NeuralNet):
 
     def on_train_end(self, net, **kwargs):
         """Warn when training has collapsed to an input-independent prediction (NaN-free failure)."""
-        super().on_train_end(net, **kwargs)
+        try:
+            self._warn_if_collapsed()
+        finally:
+            super().on_train_end(net, **kwargs)  # releases the training rows
+
+    def _warn_if_collapsed(self):
         if len(self.history) < COLLAPSE_CHECK_MIN_EPOCHS:
             return
         data = self._train_batches

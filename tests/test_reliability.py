@@ -297,12 +297,6 @@ def test_a_saved_model_does_not_carry_its_training_data(cls):
     assert sizes[1] - sizes[0] < 0.05 * large_data[0].size * 4  # 5000 × 40 float32 would be 800 kB
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="EntropySGDNet and IBVINet keep `_train_batches` (the training data, on the training "
-    "device) after fit. Fix in entropy_sgd.py/ibvi.py: set `self._train_batches = None` at the end "
-    "of on_train_end (IBVINet: after its collapse check, in a finally).",
-)
 def test_a_fitted_estimator_holds_no_reference_to_its_training_data(cls):
     X, y = data_for(cls)
     estimator = small(cls).fit(X, y)
