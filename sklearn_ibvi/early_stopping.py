@@ -15,11 +15,14 @@ from sklearn.base import _fit_context
 from sklearn.utils import _safe_indexing, get_tags
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from ._base import BayesianNetEstimator
 from .exceptions import BoundUndefinedError
 from .model_selection import BlockPrequential, predictive_log_likelihood, resolve_criterion
+
+#: Fewer rows than this make the block-prequential prefixes too small: criterion='auto' uses the bound.
+MIN_ROWS_FOR_BLOCK_PREQUENTIAL = 64
 
 
 def _estimator_has(attribute):
@@ -57,7 +60,7 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
         maximum, whatever the threshold.
     max_epochs : int or None, default=None
         Upper limit on the epochs; ``None`` uses ``estimator.max_epochs``.
-    criterion : {'bound', 'block_prequential'} or BlockPrequential, default='bound'
+    criterion : {'auto', 'bound', 'block_prequential'} or BlockPrequential, default='auto'
         What is followed epoch by epoch (nats, whole data; see
         :mod:`sklearn_ibvi.model_selection`):
 
@@ -72,8 +75,11 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
           predictive densities, an estimate of the learner's conditional evidence at that
           epoch count. Costs about 1.9× a fit (0.9× for the prefixes). Does not need the bound:
           works with ``entropy=None``. In the study its peak fell at 0.71–1.00 of the
-          test-optimal epoch (median), about as close as 5-fold CV's: the recommended choice
-          for stopping.
+          test-optimal epoch (median), about as close as 5-fold CV's.
+        - ``'auto'``: ``'block_prequential'``, the criterion the study shows stopping best,
+          when there are at least ``MIN_ROWS_FOR_BLOCK_PREQUENTIAL`` (64) training rows so its
+          first prefix has 8 or more (and, for classifiers, room for every class); ``'bound'``
+          on smaller data. The choice made is in ``criterion_``.
 
         ``'prequential'`` is a one-pass quantity (it does not change after the first epoch), so
         it cannot stop training; use it with :func:`~sklearn_ibvi.model_selection.make_bound_scorer`.
@@ -89,6 +95,8 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
         ``'block_prequential'`` summed over the coded rows).
     n_epochs_ : int
         Epochs run (``best_epoch_ + patience`` when stopped early).
+    criterion_ : str or BlockPrequential
+        The criterion followed (``criterion='auto'`` resolved).
     n_features_in_ : int
     feature_names_in_ : ndarray of str, if the wrapped estimator has it
     classes_ : ndarray, for classifiers
@@ -116,10 +124,10 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
         "patience": [Interval(Integral, 1, None, closed="left"), None],
         "threshold": [Interval(Real, 0, None, closed="left")],
         "max_epochs": [Interval(Integral, 1, None, closed="left"), None],
-        "criterion": [StrOptions({"bound", "block_prequential", "prequential"}), BlockPrequential],
+        "criterion": [StrOptions({"auto", "bound", "block_prequential", "prequential"}), BlockPrequential],
     }
 
-    def __init__(self, estimator, patience=10, threshold=0.0, max_epochs=None, criterion="bound"):
+    def __init__(self, estimator, patience=10, threshold=0.0, max_epochs=None, criterion="auto"):
         self.estimator = estimator
         self.patience = patience
         self.threshold = threshold
@@ -141,6 +149,7 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
         -------
         self : object
         """
+        self.criterion_ = self._resolved_criterion(y)
         criterion = self._checked_criterion()
         estimator = clone(self.estimator)
         max_epochs = self._max_epochs(estimator)
@@ -162,7 +171,7 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
                 break
         if best_state is None:
             raise BoundUndefinedError(
-                f"The criterion {self.criterion!r} was never finite in {len(curve)} epochs "
+                f"The criterion {self.criterion_!r} was never finite in {len(curve)} epochs "
                 f"(last value {curve[-1]}): nothing to keep."
             )
 
@@ -172,8 +181,19 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
         self.n_epochs_ = len(curve)
         return self
 
+    def _resolved_criterion(self, y):
+        if not (isinstance(self.criterion, str) and self.criterion == "auto"):
+            return self.criterion
+        if y is None or _num_samples(y) < MIN_ROWS_FOR_BLOCK_PREQUENTIAL:  # y None: fit reports it
+            return "bound"
+        try:
+            BlockPrequential().blocks(y, classifier=is_classifier(self.estimator))
+        except ValueError:  # e.g. more classes than rows in the first prefix
+            return "bound"
+        return "block_prequential"
+
     def _checked_criterion(self):
-        if self.criterion == "prequential":
+        if self.criterion_ == "prequential":
             raise ValueError(
                 "criterion='prequential' is the log-likelihood of the first training pass: it does "
                 "not change with later epochs, so it cannot choose where to stop. Use "
@@ -186,7 +206,7 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
                 f"per-epoch bound (EntropySGDRegressor, EntropySGDClassifier, IBVI...); "
                 f"{type(self.estimator).__name__} has no bound."
             )
-        return resolve_criterion(self.criterion)
+        return resolve_criterion(self.criterion_)
 
     def _max_epochs(self, estimator):
         max_epochs = self.max_epochs if self.max_epochs is not None else estimator.get_params().get("max_epochs")

@@ -42,7 +42,7 @@ def small_regressor(**params):
 @pytest.fixture(scope="module")
 def stopped_without_patience(regression):
     X, y = regression
-    return BoundEarlyStopping(small_regressor(), patience=None).fit(X, y)
+    return BoundEarlyStopping(small_regressor(), criterion="bound", patience=None).fit(X, y)
 
 
 def test_keeps_exactly_the_best_epochs_weights_and_bound(regression, stopped_without_patience):
@@ -71,7 +71,7 @@ def test_patience_none_never_stops_early(stopped_without_patience):
 def test_patience_stops_patience_epochs_after_the_last_improvement(regression, stopped_without_patience):
     X, y = regression
     full = stopped_without_patience.bound_curve_
-    model = BoundEarlyStopping(small_regressor(), patience=3).fit(X, y)
+    model = BoundEarlyStopping(small_regressor(), criterion="bound", patience=3).fit(X, y)
     np.testing.assert_array_equal(model.bound_curve_, full[: model.n_epochs_])
     running_best = np.maximum.accumulate(full)
     improved = np.flatnonzero(np.r_[True, full[1:] > running_best[:-1]])
@@ -84,25 +84,25 @@ def test_threshold_is_absolute_nats_and_only_delays_nothing_kept(regression):
     X, y = regression
     # After the first epoch sets the reference, no improvement can exceed 1e9 nats: the run stops
     # `patience` epochs later, and the kept epoch is still the curve's maximum.
-    model = BoundEarlyStopping(small_regressor(), patience=4, threshold=1e9).fit(X, y)
+    model = BoundEarlyStopping(small_regressor(), criterion="bound", patience=4, threshold=1e9).fit(X, y)
     assert model.n_epochs_ == 1 + 4
     assert model.estimator_.bound_ == model.bound_curve_.max()
 
 
 def test_max_epochs_none_uses_the_wrapped_estimators(regression):
     X, y = regression
-    model = BoundEarlyStopping(small_regressor(max_epochs=5), patience=None).fit(X, y)
+    model = BoundEarlyStopping(small_regressor(max_epochs=5), criterion="bound", patience=None).fit(X, y)
     assert model.n_epochs_ == 5
-    model = BoundEarlyStopping(small_regressor(max_epochs=50), patience=None, max_epochs=3).fit(X, y)
+    model = BoundEarlyStopping(small_regressor(max_epochs=50), criterion="bound", patience=None, max_epochs=3).fit(X, y)
     assert model.n_epochs_ == 3
 
 
 def test_clear_error_for_an_estimator_without_a_bound(classification):
     X, y = classification
     with pytest.raises(TypeError, match="MLPClassifier has no bound"):
-        BoundEarlyStopping(MLPClassifier()).fit(X, y)
+        BoundEarlyStopping(MLPClassifier(), criterion="bound").fit(X, y)
     with pytest.raises(BoundUndefinedError, match="entropy=None"):
-        BoundEarlyStopping(EntropySGDClassifier(entropy=None, max_epochs=3)).fit(X, y)
+        BoundEarlyStopping(EntropySGDClassifier(entropy=None, max_epochs=3), criterion="bound").fit(X, y)
     with pytest.raises(ValueError, match="cannot choose where to stop"):
         BoundEarlyStopping(EntropySGDClassifier(max_epochs=3), criterion="prequential").fit(X, y)
 
@@ -111,7 +111,7 @@ def test_delegates_predict_proba_only_where_the_wrapped_estimator_has_it(regress
     assert not hasattr(BoundEarlyStopping(EntropySGDRegressor()), "predict_proba")
     assert hasattr(BoundEarlyStopping(EntropySGDClassifier()), "predict_proba")
     X, y = classification
-    model = BoundEarlyStopping(EntropySGDClassifier(max_epochs=5, n_chains=2, random_state=0)).fit(X, y)
+    model = BoundEarlyStopping(EntropySGDClassifier(max_epochs=5, n_chains=2, random_state=0), criterion="bound").fit(X, y)
     np.testing.assert_array_equal(model.predict_proba(X), model.estimator_.predict_proba(X))
     np.testing.assert_array_equal(model.classes_, np.unique(y))
 
@@ -142,7 +142,7 @@ def test_block_prequential_curve_is_the_prefix_learners_coded_log_likelihood(reg
 def test_in_a_pipeline_and_grid_search_with_estimator_parameters(classification):
     X, y = classification
     pipe = make_pipeline(
-        StandardScaler(), BoundEarlyStopping(EntropySGDClassifier(max_epochs=8, random_state=0), patience=3)
+        StandardScaler(), BoundEarlyStopping(EntropySGDClassifier(max_epochs=8, random_state=0), criterion="bound", patience=3)
     )
     search = GridSearchCV(
         pipe,
@@ -159,7 +159,9 @@ def test_works_for_ibvi_too(regression):
     ibvi = pytest.importorskip("sklearn_ibvi.ibvi")
     X, y = regression
     model = BoundEarlyStopping(
-        ibvi.IBVIRegressor(hidden_layer_sizes=(8,), max_epochs=4, lr=0.01, random_state=0), patience=None
+        ibvi.IBVIRegressor(hidden_layer_sizes=(8,), max_epochs=4, lr=0.01, random_state=0),
+        criterion="bound",
+        patience=None,
     ).fit(X, y)
     assert model.estimator_.bound_ == model.bound_curve_.max()
 
@@ -167,7 +169,7 @@ def test_works_for_ibvi_too(regression):
 # -- scikit-learn's own checks ---------------------------------------------------------------
 
 CHECKED = [
-    BoundEarlyStopping(EntropySGDRegressor(hidden_layer_sizes=(16,), max_epochs=6, lr=0.01, random_state=0), patience=3),
+    BoundEarlyStopping(EntropySGDRegressor(hidden_layer_sizes=(16,), max_epochs=6, lr=0.01, random_state=0), criterion="bound", patience=3),
     BoundEarlyStopping(EntropySGDClassifier(hidden_layer_sizes=(16,), max_epochs=10, lr=0.05, random_state=0), patience=5),
 ]
 
@@ -187,3 +189,14 @@ def expected_failures(estimator):
 @parametrize_with_checks(CHECKED, expected_failed_checks=expected_failures)
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
+
+
+def test_auto_criterion_is_block_prequential_with_enough_rows_and_the_bound_below(classification):
+    X, y = classification
+    assert len(X) >= 64
+    big = BoundEarlyStopping(EntropySGDClassifier(max_epochs=2, random_state=0)).fit(X, y)
+    assert big.criterion_ == "block_prequential"
+    rows = np.random.RandomState(0).permutation(len(X))[:40]
+    small = BoundEarlyStopping(EntropySGDClassifier(max_epochs=2, random_state=0)).fit(X[rows], y[rows])
+    assert small.criterion_ == "bound"
+    assert small.bound_curve_[small.best_epoch_ - 1] == small.estimator_.bound_
