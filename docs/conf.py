@@ -12,6 +12,7 @@ stay plain text instead of failing to fetch their inventories, and
 """
 
 import os
+import shutil
 from importlib.metadata import PackageNotFoundError, version
 from importlib.util import find_spec
 from pathlib import Path
@@ -38,7 +39,11 @@ extensions = [
     "sphinx.ext.mathjax",
     "numpydoc",
     "sphinx_gallery.gen_gallery",
+    "myst_parser",  # renders the benchmarks' Markdown result tables
 ]
+source_suffix = {".rst": "restructuredtext"}  # Markdown only where included explicitly
+# The included result files start at "#"; they sit under a section of benchmarks.rst.
+suppress_warnings = ["myst.header"]
 
 templates_path = ["_templates"]
 exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
@@ -97,28 +102,34 @@ html_static_path = []
 
 
 def _write_benchmark_includes():
-    """List every ``benchmarks/results/*.md`` table for ``benchmarks.rst``.
+    """List the benchmark result tables (Markdown) for ``benchmarks.rst``.
 
-    reStructuredText cannot include a glob, so the list is regenerated on
-    each build. The tables are Markdown; they are shown verbatim (rendering
-    them as tables would need myst-parser).
+    ``benchmarks/results/*.md`` and ``benchmarks/*/results.md``. reStructuredText
+    cannot include a glob, so the list is regenerated on each build; myst-parser
+    renders the Markdown tables.
     """
+    benchmarks = REPO_DIR / "benchmarks"
     results = sorted(
         path
-        for path in (REPO_DIR / "benchmarks" / "results").glob("*.md")
+        for path in [*(benchmarks / "results").glob("*.md"), *benchmarks.glob("*/results.md")]
         if path.name.lower() != "readme.md"
     )
+    # Result files name their plots relative to themselves; inside benchmarks.rst they resolve
+    # from docs/, so the plots are copied there (git-ignored).
+    for plot in [*(benchmarks / "results").glob("*.png"), *benchmarks.glob("*/*.png")]:
+        shutil.copyfile(plot, DOCS_DIR / plot.name)
     target = DOCS_DIR / "gen_modules" / "benchmark_results.inc"
     lines = []
     for path in results:
-        title = path.stem.replace("_", " ").capitalize()
+        stem = path.parent.name if path.stem == "results" else path.stem
+        title = stem.replace("_", " ").capitalize()
         lines += [
             title,
             "-" * len(title),
             "",
             # A leading "/" makes Sphinx resolve the path from docs/.
-            f".. literalinclude:: /{Path(os.path.relpath(path, DOCS_DIR)).as_posix()}",
-            "   :language: markdown",
+            f".. include:: /{Path(os.path.relpath(path, DOCS_DIR)).as_posix()}",
+            "   :parser: myst_parser.sphinx_",
             "",
         ]
     if not results:

@@ -90,7 +90,7 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
         The wrapped estimator at the best epoch (a snapshot, not the last epoch's state).
     best_epoch_ : int
         The kept epoch, counting from 1.
-    bound_curve_ : ndarray of shape (n_epochs_,)
+    bound_curve_ : ndarray of shape (n_epochs,)
         The criterion after every epoch that was run (nats, whole data; for
         ``'block_prequential'`` summed over the coded rows).
     n_epochs_ : int
