@@ -51,8 +51,8 @@ from sklearn.utils.validation import (
 )
 from skorch.exceptions import DeviceWarning
 
-from ._batches import HostRows, is_out_of_core
-from .likelihoods import categorical_log_likelihood, gaussian_log_likelihood
+from ._batches import HostRows, TensorBatches, is_out_of_core
+from .likelihoods import NegativeLogLikelihood, categorical_log_likelihood, gaussian_log_likelihood
 
 PREDICT_BATCH_SIZE = 4096
 
@@ -438,6 +438,29 @@ class BayesianNetEstimator(BaseEstimator):
 
     def _batch_size_for(self, n_samples):
         return min(200, n_samples) if self.batch_size == "auto" else min(self.batch_size, n_samples)
+
+    def _common_net_params(self, n_samples, likelihood, device):
+        """skorch parameters every family's net takes: likelihood, plain SGD schedule, batches.
+
+        Families add their module and their own options (``optimizer__momentum``...).
+        """
+        return dict(
+            criterion=NegativeLogLikelihood,
+            criterion__likelihood=likelihood,
+            criterion__noise_std=getattr(self, "noise_std", 1.0),
+            criterion__target_scale=getattr(self, "target_scale_", 1.0),
+            optimizer=torch.optim.SGD,
+            lr=self.lr,
+            max_epochs=self.max_epochs,
+            batch_size=self._batch_size_for(n_samples),
+            iterator_train=TensorBatches,
+            iterator_train__shuffle=True,
+            iterator_train__device=device,
+            train_split=None,
+            callbacks=list(self.callbacks or []),
+            device=device,
+            verbose=self.verbose,
+        )
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -15,7 +15,6 @@ import math
 import warnings
 from numbers import Integral, Real
 
-import numpy as np
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
@@ -26,7 +25,6 @@ from ._base import (
     BayesianRegressorMixin,
     hidden_layer_sizes,
 )
-from ._batches import TensorBatches
 from .entropy import (
     QUADRATIC_BOUND_MAX_EIGENVALUE,
     dominant_eigenvalue,
@@ -39,7 +37,6 @@ from .entropy import (
 )
 from ._nets import BoundTrackingNet
 from .exceptions import BoundUndefinedError, BoundValidityWarning
-from .likelihoods import NegativeLogLikelihood
 from .networks import ChainMLP, layer_sizes
 
 #: ``entropy='exact'`` forms the full Hessian (D² memory, D HVPs per step): refuse beyond this.
@@ -320,21 +317,7 @@ class _EntropySGDEstimator(BayesianNetEstimator):
             module__activation=self.activation,
             module__prior_scale=self.prior_scale,
             module__n_chains=self.n_chains,
-            criterion=NegativeLogLikelihood,
-            criterion__likelihood=likelihood,
-            criterion__noise_std=getattr(self, "noise_std", 1.0),
-            criterion__target_scale=getattr(self, "target_scale_", 1.0),
-            optimizer=torch.optim.SGD,
-            lr=self.lr,
-            max_epochs=self.max_epochs,
-            batch_size=self._batch_size_for(n_samples),
-            iterator_train=TensorBatches,
-            iterator_train__shuffle=True,
-            iterator_train__device=device,
-            train_split=None,
-            callbacks=list(self.callbacks or []),
-            device=device,
-            verbose=self.verbose,
+            **self._common_net_params(n_samples, likelihood, device),
             entropy=self.entropy,
             n_probes=self.n_probes,
             probe_fraction=self.probe_fraction,

@@ -34,10 +34,8 @@ from ._base import (
     hidden_layer_sizes,
     seeded_torch,
 )
-from ._batches import TensorBatches
 from ._nets import BoundTrackingNet
 from .exceptions import BoundUndefinedError
-from .likelihoods import NegativeLogLikelihood
 from .variational import (
     COVARIANCES,
     PARAMETRIZATIONS,
@@ -306,22 +304,8 @@ class _IBVIEstimator(BayesianNetEstimator):
             module__rank=self.rank,
             module__prior_scale=self.prior_scale,
             module__parametrization=self.parametrization,
-            criterion=NegativeLogLikelihood,
-            criterion__likelihood=likelihood,
-            criterion__noise_std=getattr(self, "noise_std", 1.0),
-            criterion__target_scale=getattr(self, "target_scale_", 1.0),
-            optimizer=torch.optim.SGD,
+            **self._common_net_params(n_samples, likelihood, device),
             optimizer__momentum=self.momentum,
-            lr=self.lr,
-            max_epochs=self.max_epochs,
-            batch_size=self._batch_size_for(n_samples),
-            iterator_train=TensorBatches,
-            iterator_train__shuffle=True,
-            iterator_train__device=device,
-            train_split=None,
-            callbacks=list(self.callbacks or []),
-            device=device,
-            verbose=self.verbose,
             n_bound_samples=self.n_bound_samples,
         )
 

@@ -7,7 +7,6 @@ standardisation is not comparable across noise levels or models.
 
 import math
 
-import torch
 import torch.nn.functional as F
 from torch import nn
 

@@ -11,7 +11,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 from sklearn.datasets import make_regression
 
 from sklearn_ibvi import EntropySGDRegressor
