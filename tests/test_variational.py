@@ -307,9 +307,12 @@ def test_mup_learning_rate_multipliers_are_applied_by_sgd():
         torch.testing.assert_close(p.detach(), before[name] - 0.1 * multipliers[name] * p.grad)
 
 
-def test_standard_parametrization_has_unit_multipliers_and_sqrt_fan_in_init():
+def test_standard_parametrization_has_unit_multipliers_but_factor_over_rank_and_sqrt_fan_in_init():
     net = VariationalMLP(64, 10, (256,), parametrization="standard", covariance="diag+lowrank", rank=5)
-    assert {g["lr_multiplier"] for g in net.param_groups(0.1)} == {1.0}
+    groups = net.param_groups(0.1)
+    assert any(g["name"].endswith("cov_factor") for g in groups)
+    for group in groups:
+        assert group["lr_multiplier"] == (1 / 5 if group["name"].endswith("cov_factor") else 1.0), group["name"]
     assert [m.init_std for m in net.layers] == pytest.approx([1 / 8, 1 / 16])
     assert lr_multiplier(64, 256, "standard") == 1.0 and init_std(256, "output", "standard") == 1 / 16
 
