@@ -195,8 +195,10 @@ def main():
         f"digits (X/16, stratified 60/40 split, random_state=0), IBVIClassifier 64-w-w-10 ReLU, defaults "
         f"(diag+lowrank rank 10 on input and output layers), SGD momentum 0.9, batch 128, {args.epochs} epochs, "
         f"seed {args.seed}, 1 thread. Learning rates {lrs}. Test NLL of the 32-sample model average. Arms: "
-        "`mup`; `standard` as shipped; `standard_factor_lr_over_R`: standard with the low-rank factor's lr "
-        "divided by R as under μP and in inferno (a benchmark-only patch). Plot: `ibvi_width_transfer.png`. "
+        "`mup`; `standard` as shipped when the JSON was made; `standard_factor_lr_over_R`: standard with the "
+        "low-rank factor's lr divided by R as under μP and in inferno (a benchmark-only patch then; the "
+        "library's `standard` does this since the fix, so a fresh run's `standard` arm matches it). "
+        "Plot: `ibvi_width_transfer.png`. "
         "Reproduce: `OMP_NUM_THREADS=1 python benchmarks/ibvi/width_transfer.py --epochs "
         f"{args.epochs} --lrs {' '.join(map(str, lrs))}`.",
         "",
@@ -208,7 +210,13 @@ def main():
         tr = summary[p]["transfer"]
         cells = " | ".join(f"{summary[p][str(w)]['best_lr']:g} ({summary[p][str(w)]['best_nll']:.3f})" for w in args.widths)
         lines.append(f"| {p} | {cells} | {tr['nll_at_wide']:.3f} | {tr['best_nll_at_wide']:.3f} | {tr['regret']:.3f} |")
-    lines += ["", "Best lr per width with its test NLL in brackets. Full grid (test NLL / test error):", ""]
+    lines += [
+        "",
+        "![test NLL against lr per width](ibvi_width_transfer.png)",
+        "",
+        "Best lr per width with its test NLL in brackets. Full grid (test NLL / test error):",
+        "",
+    ]
     lines.append("| parametrization | width | " + " | ".join(f"lr {lr:g}" for lr in lrs) + " |")
     lines.append("|---|---|" + "---|" * len(lrs))
     for p in arms:
