@@ -16,6 +16,11 @@ Run (single thread, ~10-15 min on one core)::
 
 writes ``results.md``, ``results.json`` and ``stopping_curves.png`` beside this file.
 ``--quick`` runs a tiny version for smoke-testing. ``--families entropy_sgd,ibvi`` adds IBVI.
+Extra axes run as "variants" appended to the base results, one axis value per invocation:
+``--depth 2``, ``--lr-mult 3``, ``--grad-threshold auto`` (entropy-friendly SGD, g0 = the median
+|gradient| at init, measured per data set), optionally on a sub-grid (``--widths 64``). Chains run
+in parallel into separate ``--out`` directories are combined with ``--merge A/results.json ...``;
+``--report-only`` regenerates results.md and the plot from results.json.
 
 Nothing here is tuned to the data: one learning rate per task (the estimators' defaults at the
 time of the study), one batch size, one epoch budget, one grid; all numbers are reported.
@@ -25,6 +30,7 @@ import argparse
 import json
 import math
 import platform
+import shlex
 import sys
 import time
 import warnings
@@ -44,6 +50,7 @@ from sklearn_ibvi.exceptions import BoundValidityWarning
 from sklearn_ibvi.model_selection import BlockPrequential
 
 HERE = Path(__file__).resolve().parent
+NOTES = []  # free-text notes on runs that failed or were cut, kept in results.json
 EPOCHS = 150
 BATCH_SIZE = 32
 LR = {"regression": 0.01, "classification": 0.03}  # the estimators' defaults (lr units of _base)
@@ -53,6 +60,15 @@ NOISE_STDS = [0.3, 0.6, 1.0]  # regression only, in units of std(y)
 N_FOLDS = 5
 N_SURVIVORS = 3  # prequential screening keeps this many configurations for CV
 PATIENCE = 10  # BoundEarlyStopping's default
+# Extra axes (one value per invocation, set by --depth / --lr-mult / --grad-threshold); the base
+# study runs at depth 1, the default lr and g0 = 0. A run with any non-default value is a
+# "variant": its label carries a [tag] and the report pools it with the base grid.
+DEPTH = 1
+LR_MULT = 1.0
+G0_AUTO = False  # --grad-threshold auto: g0 measured per data set
+SHARED_PATHS = True  # --no-shared-paths: one CV / forward-chaining run per noise level too
+G0_FACTOR = 1.0  # --g0-factor: g0 = this × the measured median
+GRAD_THRESHOLD = 0.0  # g0 of entropy-friendly SGD in mean-NLL gradient units at noise_std = 1
 
 
 # -- data ----------------------------------------------------------------------------------------
@@ -84,25 +100,65 @@ def load_datasets(quick):
 # -- models --------------------------------------------------------------------------------------
 
 
+def grad_threshold_for(task, noise_std):
+    """g0 for one configuration: GRAD_THRESHOLD / noise_std² in regression.
+
+    The regressors' NLL gradient scales as 1/noise_std² while the step is taken in half-squared-error
+    units, so a threshold that scales the same way keeps the SGD path independent of noise_std
+    (checked in study_dataset), and equals the same fraction of the typical gradient at every noise.
+    """
+    if GRAD_THRESHOLD == 0 or task != "regression":
+        return GRAD_THRESHOLD
+    return GRAD_THRESHOLD / noise_std**2
+
+
 def make_estimator(family, task, width, prior_scale, noise_std, entropy="stochastic"):
     common = dict(
-        hidden_layer_sizes=(width,),
+        hidden_layer_sizes=(width,) * DEPTH,
         prior_scale=prior_scale,
         batch_size=BATCH_SIZE,
         max_epochs=EPOCHS,
         random_state=0,
     )
     if family == "entropy_sgd":
-        common["lr"] = LR[task]
+        common["lr"] = LR[task] * LR_MULT
+        common["grad_threshold"] = grad_threshold_for(task, noise_std)
         if task == "regression":
             return EntropySGDRegressor(noise_std=noise_std, entropy=entropy, **common)
         return EntropySGDClassifier(entropy=entropy, **common)
     from sklearn_ibvi import IBVIClassifier, IBVIRegressor  # noqa: PLC0415
 
     # IBVI at its own defaults (lr, momentum 0.9, covariance, variational layers, muP)
+    if LR_MULT != 1.0:
+        common["lr"] = IBVIRegressor().lr * LR_MULT if task == "regression" else IBVIClassifier().lr * LR_MULT
     if task == "regression":
         return IBVIRegressor(noise_std=noise_std, **common)
     return IBVIClassifier(**common)
+
+
+def median_initial_gradient(X, y, task, width=64, prior_scale=1.0):
+    """Median |∂ mean-NLL / ∂θ| over all weights on the first minibatch of a prior draw.
+
+    Measured at noise_std = 1 (regression), depth 1 and the base lr: the reference for
+    ``--grad-threshold auto``. Records the gradients entropy-friendly SGD warps (a negligible g0).
+    """
+    import sklearn_ibvi.entropy_sgd as module  # noqa: PLC0415
+
+    original, seen = module.warp_gradient, []
+
+    def recorder(grad, threshold):
+        seen.append(grad.detach().abs().flatten())
+        return original(grad, threshold)
+
+    model = make_estimator("entropy_sgd", task, width, prior_scale, 1.0, entropy=None)
+    model.set_params(max_epochs=1, grad_threshold=1e-12, hidden_layer_sizes=(width,))
+    n_tensors = 4  # two Linear layers: weight and bias each
+    module.warp_gradient = recorder
+    try:
+        model.fit(X[:BATCH_SIZE], y[:BATCH_SIZE])
+    finally:
+        module.warp_gradient = original
+    return float(torch.cat(seen[:n_tensors]).median())
 
 
 def predictive_outputs(estimator, X, task):
@@ -232,7 +288,7 @@ def study_dataset(name, data, family, quick, use_laplace):
     # and one chain has no posterior spread, so cross-validation and forward chaining run once per
     # (width, prior_scale) and are evaluated at every noise level by rescaling the predictive std;
     # each selector is still *charged* one run per grid point. The invariance is checked below.
-    shared_paths = family == "entropy_sgd"
+    shared_paths = family == "entropy_sgd" and SHARED_PATHS
 
     def path_of(config):
         return config[:2] + (NOISE_STDS[0] if task == "regression" else None,) if shared_paths else config
@@ -313,6 +369,9 @@ def study_dataset(name, data, family, quick, use_laplace):
             width=width,
             prior_scale=prior_scale,
             noise_std=noise,
+            depth=DEPTH,
+            lr_mult=LR_MULT,
+            grad_threshold=grad_threshold_for(task, noise) if family == "entropy_sgd" else 0.0,
             bound=(bound / n).tolist(),
             prequential=prequential / n,
             prequential_one_epoch=one_value / n,
@@ -330,7 +389,7 @@ def study_dataset(name, data, family, quick, use_laplace):
             validity_warnings=int(fitted.validity_warnings_),
             max_step_curvature=max_curvature,
         )
-        if use_laplace and family == "entropy_sgd":
+        if use_laplace and family == "entropy_sgd" and variant_tag() == "":
             evidence, train_seconds, laplace_seconds = laplace_log_evidence(
                 X, y, task, width, prior_scale, noise if noise else 1.0, len(classes) if classes is not None else 0
             )
@@ -343,7 +402,32 @@ def study_dataset(name, data, family, quick, use_laplace):
             f"min test NLL {test_nll.min():.3f}, fit {full_seconds:.1f}s",
             flush=True,
         )
-    return dict(task=task, n_train=n, n_test=len(y_test), configs=rows)
+    return dict(
+        task=task,
+        n_train=n,
+        n_test=len(y_test),
+        configs=rows,
+        dataset=name,
+        family=family,
+        variant=variant_tag(),
+        grad_threshold_reference=GRAD_THRESHOLD,
+    )
+
+
+def variant_tag():
+    """'' for the base study; e.g. 'depth 2', 'lr ×3', 'g0 0.05' for a run on an extra axis."""
+    tags = []
+    if DEPTH != 1:
+        tags.append(f"depth {DEPTH}")
+    if LR_MULT != 1.0:
+        tags.append(f"lr ×{LR_MULT:g}")
+    if GRAD_THRESHOLD != 0:
+        tags.append(
+            (f"entropy-friendly g0 ×{G0_FACTOR:g}" if G0_FACTOR != 1 else "entropy-friendly g0")
+            if G0_AUTO
+            else f"g0 {GRAD_THRESHOLD:.3g}"
+        )
+    return ", ".join(tags)
 
 
 # -- selectors -----------------------------------------------------------------------------------
@@ -368,7 +452,8 @@ def select(result):
     """Each selector's choice (config index, epoch index) and compute in seconds."""
     rows = result["configs"]
     arr = {k: np.array([r[k] for r in rows]) for k in ("bound", "cv", "block_prequential", "test_nll")}
-    sec = {k: np.array([r["seconds"][k] for r in rows]) for k in rows[0]["seconds"]}
+    keys = [k for k in rows[0]["seconds"] if all(k in r["seconds"] for r in rows)]
+    sec = {k: np.array([r["seconds"][k] for r in rows]) for k in keys}
     last = EPOCHS - 1
     choices = {}
 
@@ -412,7 +497,7 @@ def select(result):
         e,
         float(sec["block_prequential"].sum()) + float(sec["cv"][survivors].sum()) + refit,
     )
-    if "laplace" in rows[0]:
+    if all("laplace" in r for r in rows):
         laplace = np.array([r["laplace"] for r in rows])
         choices["Laplace evidence (MAP, KFAC), fixed epochs"] = (
             int(np.argmax(laplace)),
@@ -426,7 +511,7 @@ def select(result):
     for selector, (c, e, cost) in choices.items():
         row = rows[c]
         summary[selector] = dict(
-            config=(row["width"], row["prior_scale"], row["noise_std"]),
+            config=(row["width"], row["prior_scale"], row["noise_std"], row.get("_tag", "")),
             epoch=e + 1,
             test_nll=float(arr["test_nll"][c, e]),
             test_error=float(row["test_error"][e]),
@@ -461,8 +546,30 @@ def epoch_positions(result):
 
 
 def fmt_config(config, task):
-    width, ps, noise = config
-    return f"w={width}, ps={ps}" + (f", σ={noise}" if task == "regression" else "")
+    width, ps, noise = config[:3]
+    tag = config[3] if len(config) > 3 else ""
+    return f"w={width}, ps={ps}" + (f", σ={noise}" if task == "regression" else "") + (f" [{tag}]" if tag else "")
+
+
+def meta(label, result):
+    """(data set, family, variant tag) of a result; inferred for entries written before the tags."""
+    dataset = result.get("dataset", label.split(" ")[0])
+    family = result.get("family", "ibvi" if "(IBVI)" in label else "entropy_sgd")
+    return dataset, family, result.get("variant", "")
+
+
+def pooled(results, base_label, variant_labels, restrict=None):
+    """A result whose grid is the base grid (optionally restricted to ``restrict(row)``) plus the
+    rows of the variant runs, each row tagged with its variant."""
+    rows = [dict(r, _tag="") for r in results[base_label]["configs"] if restrict is None or restrict(r)]
+    for label in variant_labels:
+        rows += [dict(r, _tag=results[label]["variant"]) for r in results[label]["configs"]]
+    return dict(results[base_label], configs=rows)
+
+
+def same_grid_point(variant_rows):
+    keys = {(r["width"], r["prior_scale"], r["noise_std"]) for r in variant_rows}
+    return lambda r: (r["width"], r["prior_scale"], r["noise_std"]) in keys
 
 
 def write_report(results, summaries, positions, commands, minutes, path):
@@ -474,8 +581,9 @@ def write_report(results, summaries, positions, commands, minutes, path):
         "",
         f"Machine: {platform.processor() or platform.machine()}, 1 torch thread; python {platform.python_version()}, "
         f"torch {torch.__version__}, scikit-learn {sklearn.__version__}, sklearn_ibvi {sklearn_ibvi.__version__}. "
-        f"Total wall time of the study {minutes:.1f} min (shared 2-core machine: times are noisy, "
-        "ratios less so).",
+        f"Sum of the invocations' wall times {minutes:.1f} min (2-core machine; the extension — IBVI on three "
+        "more data sets and the extra axes — ran as two single-thread chains in parallel, each into its own "
+        "directory, merged with `--merge`: times are noisy, ratios within one data set less so).",
         "",
         "**Setup.** One fixed train/test split per data set (random_state=0; features standardised on the "
         "training rows; digits X/16 first). Models: one-hidden-layer ReLU MLP, Gaussian prior "
@@ -486,7 +594,8 @@ def write_report(results, summaries, positions, commands, minutes, path):
         f"{PRIOR_SCALES} × noise std {NOISE_STDS} (regression, units of std(y)) × stopping epoch 1..{EPOCHS}. "
         "IBVI rows (where present): `IBVIRegressor`/`IBVIClassifier` at their own defaults (lr, momentum 0.9, "
         "covariance, variational layers, μP) with the same batch, epochs and grid; its `bound` is the ELBO; no "
-        "Laplace baseline. "
+        "Laplace baseline. Extra axes (depth, learning rate, entropy-friendly SGD's gradient threshold): see "
+        "their section below. "
         "Every selector sees the training rows only and chooses (configuration, epoch); its choice is scored by "
         "the test NLL (nats/sample; regression in the original units of y) of the full-data model at that "
         "(configuration, epoch). Regret = that test NLL − the test oracle's (best over the whole grid).",
@@ -505,6 +614,8 @@ def write_report(results, summaries, positions, commands, minutes, path):
         "needs one (the bound's fits are its final models); CV is 5 fold fits per grid point + a refit.",
         "",
     ]
+    if NOTES:
+        lines += ["**Notes on the runs.**", "", *[f"- {note}" for note in NOTES], ""]
     all_selectors = list(next(iter(summaries.values())))
     for name, summary in summaries.items():
         task = results[name]["task"]
@@ -526,28 +637,64 @@ def write_report(results, summaries, positions, commands, minutes, path):
         warned = sum(r["validity_warnings"] > 0 for r in rows)
         lines += ["", f"Bound validity warnings (α·λ_max ≥ 0.68) in {warned} of {len(rows)} full fits.", ""]
 
-    for family, suffix in (("entropy-SGD", ""), ("IBVI", " (IBVI)")):
-        names = [d for d in summaries if d.endswith(" (IBVI)") == bool(suffix)]
-        if not names:
-            continue
-        lines += [
-            f"## Summary over data sets: {family} ({', '.join(names)})",
-            "",
+    def summary_table(title, table, intro=()):
+        names = list(table)
+        selectors = [s for s in all_selectors if all(s in table[d] for d in names)]
+        out = [f"## {title}", "", *intro, *([""] if intro else [])]
+        out += [
             "| selector | mean regret | mean regret / CV's | median × CV compute | data sets where regret ≤ CV's + 0.005 |",
             "|---|---|---|---|---|",
         ]
-        cv = np.array([summaries[d]["5-fold CV"]["regret"] for d in names])
-        for selector in all_selectors:
-            if selector == "test oracle" or selector not in summaries[names[0]]:
+        cv = np.array([table[d]["5-fold CV"]["regret"] for d in names])
+        for selector in selectors:
+            if selector == "test oracle":
                 continue
-            regrets = np.array([summaries[d][selector]["regret"] for d in names])
-            compute = np.median([summaries[d][selector]["compute_vs_cv"] for d in names])
+            regrets = np.array([table[d][selector]["regret"] for d in names])
+            compute = np.median([table[d][selector]["compute_vs_cv"] for d in names])
             wins = int(np.sum(regrets <= cv + 0.005))
-            lines.append(
+            out.append(
                 f"| {selector} | {regrets.mean():.3f} | {regrets.mean() / max(cv.mean(), 1e-12):.1f} | "
                 f"{compute:.2f} | {wins}/{len(regrets)} |"
             )
+        return out + [""]
+
+    info = {label: meta(label, results[label]) for label in results}
+    for family, family_name in (("entropy_sgd", "entropy-SGD"), ("ibvi", "IBVI")):
+        names = [d for d in summaries if info[d][1] == family and not info[d][2]]
+        if names:
+            lines += summary_table(
+                f"Summary over data sets: {family_name} ({', '.join(names)})", {d: summaries[d] for d in names}
+            )
+    pairs = [
+        (label, other)
+        for label, (d, f, v) in info.items()
+        if f == "entropy_sgd" and not v
+        for other, (d2, f2, v2) in info.items()
+        if f2 == "ibvi" and not v2 and d2 == d
+    ]
+    if pairs:
+        bound = "bound (best epoch)"
+        lines += [
+            "## The two bounds side by side: entropy-SGD bound vs IBVI ELBO (same data set and grid)",
+            "",
+            "Regret is against each family's own oracle; the last columns compare the families' oracles and "
+            "the bounds' choices on a common scale (test NLL).",
+            "",
+            "| data set | entropy-SGD bound regret | IBVI ELBO regret | CV regret (entropy / IBVI) | "
+            "block prequential regret (entropy / IBVI) | oracle test NLL (entropy / IBVI) | bound's choice test NLL (entropy / IBVI) |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for e, i in pairs:
+            se, si = summaries[e], summaries[i]
+            lines.append(
+                f"| {info[e][0]} | {se[bound]['regret']:.3f} | {si[bound]['regret']:.3f} | "
+                f"{se['5-fold CV']['regret']:.3f} / {si['5-fold CV']['regret']:.3f} | "
+                f"{se['block prequential']['regret']:.3f} / {si['block prequential']['regret']:.3f} | "
+                f"{se['test oracle']['test_nll']:.3f} / {si['test oracle']['test_nll']:.3f} | "
+                f"{se[bound]['test_nll']:.3f} / {si[bound]['test_nll']:.3f} |"
+            )
         lines += [""]
+    lines += extra_axes_report(results, summaries, positions, info, summary_table)
     lines += [
         "## Where each criterion stops, relative to the test-optimal epoch",
         "",
@@ -567,7 +714,107 @@ def write_report(results, summaries, positions, commands, minutes, path):
             f"{pos['cv']['within_25']:.0%} | {pos['at_last_epoch']:.0%} |"
         )
     lines += ["", "![criteria per epoch](stopping_curves.png)", ""]
+    lines += [
+        "Variant rows (`[tag]`) are the extra-axis sub-grids; their ratios are per configuration of that "
+        "sub-grid. Rows of the base study and of a variant at the same (width, prior, noise) differ only in that axis.",
+        "",
+    ]
     path.write_text("\n".join(lines))
+
+
+def extra_axes_report(results, summaries, positions, info, summary_table):
+    """Sections for the runs on extra axes (depth, learning rate, gradient threshold)."""
+    variants = sorted({v for (_, _, v) in info.values() if v})
+    if not variants:
+        return []
+    base = {(d, f): label for label, (d, f, v) in info.items() if not v}
+    lines = [
+        "## Extra axes: depth, learning rate, gradient threshold",
+        "",
+        "Each variant re-runs a sub-grid of the base study with one axis changed (`depth 2`: two hidden layers of "
+        "the same width; `lr ×3`: three times the default learning rate; `g0 …`: entropy-friendly SGD, "
+        "`grad_threshold = g0` in mean-NLL gradient units — g0 / σ² for a regressor at noise σ, which keeps "
+        "the path independent of σ — with g0 the median |gradient| of a prior draw on the first minibatch, "
+        "measured once per data set at w=64, ps=1, σ=1, lr default). Everything else as above; no Laplace "
+        "baseline for variants. Per data set and selector: regret on the base sub-grid (the same "
+        "width/prior/noise points at the base setting) → regret on the variant sub-grid, and the regret when "
+        "the selector chooses over both (the axis as a grid dimension; oracle = best over both). Compute × CV "
+        "is for the pooled choice.",
+        "",
+    ]
+    for variant in variants:
+        labels = [label for label, (_, _, v) in info.items() if v == variant]
+        cells, pooled_summaries, stops = {}, {}, []
+        for label in labels:
+            dataset, family, _ = info[label]
+            if (dataset, family) not in base:
+                continue
+            b = base[(dataset, family)]
+            restrict = same_grid_point(results[label]["configs"])
+            base_sub = select(pooled(results, b, [], restrict))
+            both = select(pooled(results, b, [label], restrict))
+            pooled_summaries[label] = both
+            cells[label] = (base_sub, summaries[label], both)
+            ref = results[label].get("grad_threshold_reference", 0.0)
+            stops.append((label, epoch_positions(pooled(results, b, [], restrict)), positions[label], ref))
+        if not cells:
+            continue
+        lines += [f"### {variant}", ""]
+        header = "| selector | " + " | ".join(cells) + " |"
+        lines += [header, "|---" * (len(cells) + 1) + "|"]
+        for selector in all_selectors_of(cells):
+            row = []
+            for label, (a, v, p) in cells.items():
+                if selector not in a or selector not in v or selector not in p:
+                    row.append("—")
+                    continue
+                cost = "" if selector == "test oracle" else f"; ×CV {p[selector]['compute_vs_cv']:.2f}"
+                row.append(f"{a[selector]['regret']:.3f} → {v[selector]['regret']:.3f} (both {p[selector]['regret']:.3f}{cost})")
+            lines.append(f"| {selector} | " + " | ".join(row) + " |")
+        lines += [
+            "",
+            "Oracle test NLL, base sub-grid → variant: "
+            + "; ".join(
+                f"{label}: {a['test oracle']['test_nll']:.3f} → {v['test oracle']['test_nll']:.3f}"
+                for label, (a, v, _) in cells.items()
+            )
+            + ".",
+            "",
+            "Stopping (median over the sub-grid of criterion-peak epoch / test-optimal epoch; share within ±25 %), "
+            "base → variant: "
+            + "; ".join(
+                f"{label}{f' (g0 = {ref:.3g})' if ref else ''}: bound {pb['bound']['median_ratio']:.2f} ({pb['bound']['within_25']:.0%}) → "
+                f"{pv['bound']['median_ratio']:.2f} ({pv['bound']['within_25']:.0%}), block prequential "
+                f"{pb['block_prequential']['median_ratio']:.2f} → {pv['block_prequential']['median_ratio']:.2f}, "
+                f"test-optimal epoch {pb['test_optimal_epoch_median']:.0f} → {pv['test_optimal_epoch_median']:.0f}"
+                for label, pb, pv, ref in stops
+            )
+            + ".",
+            "",
+        ]
+    # all axes as grid dimensions at once
+    table = {}
+    for (dataset, family), b in base.items():
+        extra = [label for label, (d, f, v) in info.items() if v and d == dataset and f == family]
+        if extra:
+            table[f"{b} + {len(extra)} variant(s)"] = select(pooled(results, b, extra))
+    if table:
+        lines += summary_table(
+            "Summary over data sets: every axis pooled (base grid ∪ all variant sub-grids, per data set and family)",
+            table,
+            ["Each selector chooses over the union; oracle = best test NLL over the union. No Laplace row "
+             "(it was run on the base grid only)."],
+        )
+    return lines
+
+
+def all_selectors_of(cells):
+    seen = []
+    for a, v, p in cells.values():
+        for s in p:
+            if s not in seen:
+                seen.append(s)
+    return seen
 
 
 def plot(results, summaries, path):
@@ -576,11 +823,11 @@ def plot(results, summaries, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
-    names = list(results)
+    names = [name for name in results if not meta(name, results[name])[2]]
     fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.4))
     for ax, name in zip(np.atleast_1d(axes), names):
         rows = results[name]["configs"]
-        c = [i for i, r in enumerate(rows) if (r["width"], r["prior_scale"], r["noise_std"]) == tuple(summaries[name]["5-fold CV"]["config"])][0]
+        c = [i for i, r in enumerate(rows) if (r["width"], r["prior_scale"], r["noise_std"]) == tuple(summaries[name]["5-fold CV"]["config"][:3])][0]
         r = rows[c]
         epochs = np.arange(1, EPOCHS + 1)
         for key, label, style in (
@@ -616,7 +863,7 @@ def rounded(value, decimals=5):
 
 
 def main(argv=None):
-    global EPOCHS, WIDTHS, PRIOR_SCALES, NOISE_STDS
+    global EPOCHS, WIDTHS, PRIOR_SCALES, NOISE_STDS, DEPTH, LR_MULT, GRAD_THRESHOLD, G0_AUTO, G0_FACTOR, SHARED_PATHS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny smoke-test version (not for reporting)")
@@ -625,10 +872,34 @@ def main(argv=None):
     parser.add_argument("--no-laplace", action="store_true")
     parser.add_argument("--out", default=str(HERE))
     parser.add_argument("--append", action="store_true", help="add to the results.json already in --out")
+    parser.add_argument("--depth", type=int, default=1, help="hidden layers (extra axis)")
+    parser.add_argument("--lr-mult", type=float, default=1.0, help="learning rate × this (extra axis)")
+    parser.add_argument(
+        "--grad-threshold",
+        default="0",
+        help="entropy-friendly SGD g0 at noise 1 (extra axis); 'auto': the median |gradient| at init, per data set",
+    )
+    parser.add_argument("--g0-factor", type=float, default=1.0, help="with --grad-threshold auto: g0 × this")
+    parser.add_argument(
+        "--no-shared-paths",
+        action="store_true",
+        help="entropy-SGD: run CV and forward chaining per noise level (when float rounding breaks the reuse)",
+    )
+    parser.add_argument("--widths", default=None, help="comma-separated widths: a sub-grid for a variant run")
+    parser.add_argument("--prior-scales", default=None, help="comma-separated prior scales: a sub-grid")
+    parser.add_argument("--merge", nargs="*", default=[], help="results.json files whose entries to add (then report)")
+    parser.add_argument("--note", action="append", default=[], help="a sentence for the report's notes (kept in the JSON)")
     parser.add_argument("--report-only", action="store_true", help="rewrite results.md and the plot from results.json")
     args = parser.parse_args(argv)
     argv = sys.argv[1:] if argv is None else argv
     torch.set_num_threads(1)
+    DEPTH, LR_MULT, G0_AUTO = args.depth, args.lr_mult, args.grad_threshold == "auto"
+    G0_FACTOR = args.g0_factor
+    SHARED_PATHS = not args.no_shared_paths
+    if args.widths:
+        WIDTHS = {task: [int(w) for w in args.widths.split(",")] for task in WIDTHS}
+    if args.prior_scales:
+        PRIOR_SCALES = [float(p) for p in args.prior_scales.split(",")]
     if args.quick:
         EPOCHS, WIDTHS, PRIOR_SCALES, NOISE_STDS = 12, {"regression": [8], "classification": [8]}, [1.0], [0.5, 1.0]
     warnings.filterwarnings("ignore", category=UserWarning, module="laplace")
@@ -636,12 +907,29 @@ def main(argv=None):
     print(f"sklearn_ibvi from {Path(sklearn_ibvi.__file__).parent}", flush=True)
     out = Path(args.out)
     results, summaries, positions, commands, minutes = {}, {}, {}, [], 0.0
-    if args.append or args.report_only:
+    if args.append or args.report_only or args.merge:
         saved = json.loads((out / "results.json").read_text())
-        results, commands, minutes = saved["results"], saved["commands"], saved["minutes"]
+        results, commands, minutes = saved["results"], list(saved["commands"]), saved["minutes"]
+        NOTES[:] = saved.get("notes", [])
         summaries = {name: select(result) for name, result in results.items()}
         positions = {name: epoch_positions(result) for name, result in results.items()}
-    if args.report_only:
+    if args.merge:
+        for extra in args.merge:
+            part = json.loads(Path(extra).read_text())
+            for name, result in part["results"].items():
+                if name not in results:
+                    results[name] = result
+                    summaries[name] = select(result)
+                    positions[name] = epoch_positions(result)
+            commands += [c for c in part["commands"] if c not in commands]
+            minutes += part["minutes"] - saved["minutes"] if part["commands"][: len(saved["commands"])] == saved["commands"] else part["minutes"]
+        commands.append(shlex.join(["python", "benchmarks/model_selection/run_study.py", *argv]))
+        NOTES.extend(n for n in args.note if n not in NOTES)
+        saved = dict(
+            results=results, summaries=summaries, positions=positions, commands=commands, minutes=minutes, notes=NOTES
+        )
+        (out / "results.json").write_text(json.dumps(rounded(saved)))
+    if args.report_only or args.merge:
         write_report(results, summaries, positions, commands, minutes, out / "results.md")
         plot(results, summaries, out / "stopping_curves.png")
         return
@@ -649,6 +937,14 @@ def main(argv=None):
     for family in args.families.split(","):
         for name in args.datasets.split(","):
             label = name if family == "entropy_sgd" else f"{name} (IBVI)"
+            if args.grad_threshold == "auto":
+                X, y, _, _, task = data[name]
+                GRAD_THRESHOLD = G0_FACTOR * median_initial_gradient(X, y, task)
+                print(f"  {G0_FACTOR:g} × median |gradient| at init ({name}, w=64, ps=1, σ=1): g0 = {GRAD_THRESHOLD:.4g}", flush=True)
+            else:
+                GRAD_THRESHOLD = float(args.grad_threshold)
+            if variant_tag():
+                label += f" [{variant_tag()}]"
             print(f"{label}", flush=True)
             t0 = time.perf_counter()
             results[label] = study_dataset(name, data[name], family, args.quick, not args.no_laplace)
@@ -659,9 +955,10 @@ def main(argv=None):
                 print(f"    {selector:55s} regret {s['regret']:.3f}  compute×CV {s['compute_vs_cv']:.2f}", flush=True)
     out.mkdir(parents=True, exist_ok=True)
     total = time.perf_counter() - started
-    commands = [*commands, " ".join(["python", "benchmarks/model_selection/run_study.py", *argv])]
+    commands = [*commands, shlex.join(["python", "benchmarks/model_selection/run_study.py", *argv])]
     minutes += total / 60
-    saved = dict(results=results, summaries=summaries, positions=positions, commands=commands, minutes=minutes)
+    NOTES.extend(n for n in args.note if n not in NOTES)
+    saved = dict(results=results, summaries=summaries, positions=positions, commands=commands, minutes=minutes, notes=NOTES)
     (out / "results.json").write_text(json.dumps(rounded(saved)))
     write_report(results, summaries, positions, commands, minutes, out / "results.md")
     plot(results, summaries, out / "stopping_curves.png")
