@@ -824,8 +824,13 @@ def plot(results, summaries, path):
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
     names = [name for name in results if not meta(name, results[name])[2]]
-    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.4))
-    for ax, name in zip(np.atleast_1d(axes), names):
+    n_cols = min(4, len(names))
+    n_rows = -(-len(names) // n_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(4.2 * n_cols, 3.4 * n_rows), squeeze=False)
+    axes = axes.ravel()
+    for ax in axes[len(names):]:
+        ax.set_visible(False)
+    for ax, name in zip(axes, names):
         rows = results[name]["configs"]
         c = [i for i, r in enumerate(rows) if (r["width"], r["prior_scale"], r["noise_std"]) == tuple(summaries[name]["5-fold CV"]["config"][:3])][0]
         r = rows[c]
@@ -844,8 +849,9 @@ def plot(results, summaries, path):
         ax.set_title(f"{name}: {fmt_config((r['width'], r['prior_scale'], r['noise_std']), results[name]['task'])}", fontsize=9)
         ax.set_xlabel("epoch")
         ax.set_xscale("log")
-    np.atleast_1d(axes)[0].set_ylabel("criterion, rescaled to [0, 1]")
-    np.atleast_1d(axes)[0].legend(fontsize=7, loc="lower right")
+    for ax in axes[::n_cols]:
+        ax.set_ylabel("criterion, rescaled to [0, 1]")
+    axes[0].legend(fontsize=7, loc="lower right")
     fig.suptitle("Criteria per epoch for the configuration 5-fold CV chose; dotted: each curve's peak", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
