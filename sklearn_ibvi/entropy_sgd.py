@@ -309,6 +309,9 @@ class _EntropySGDEstimator(BayesianNetEstimator):
         "callbacks": [list, None],
     }
 
+    #: Parameter values that switch the per-epoch bound off, for fits judged on held-out rows.
+    _untracked_params = {"entropy": None}
+
     def _build_net(self, n_samples, n_features, n_outputs, likelihood, device):
         hidden = hidden_layer_sizes(self.hidden_layer_sizes)
         return EntropySGDNet(

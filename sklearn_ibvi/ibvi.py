@@ -291,6 +291,9 @@ class _IBVIEstimator(BayesianNetEstimator):
     # How many draws estimate the bound is not part of the model: it may change between continuations.
     _continuable_params = BayesianNetEstimator._continuable_params | {"n_bound_samples"}
 
+    #: Parameter values that switch the per-epoch bound off, for fits judged on held-out rows.
+    _untracked_params = {"n_bound_samples": 0}
+
     def _continue_with_current_schedule(self, net, n_samples):
         super()._continue_with_current_schedule(net, n_samples)
         net.n_bound_samples = self.n_bound_samples

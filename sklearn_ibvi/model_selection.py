@@ -44,12 +44,29 @@ import math
 from numbers import Integral
 
 import numpy as np
-from sklearn.base import clone, is_classifier
+from sklearn.base import clone
 from sklearn.model_selection import BaseCrossValidator, ParameterGrid
 from sklearn.model_selection._search import BaseSearchCV
-from sklearn.utils import _safe_indexing, check_random_state
 from sklearn.utils.parallel import Parallel, delayed
-from sklearn.utils.validation import _num_samples, column_or_1d
+from sklearn.utils.validation import _num_samples
+
+from ._forward_chaining import BlockPrequential, BlockPrequentialSearchCV, block_prequential_log_likelihood
+from ._predictive import log_predictive_scorer, predictive_log_likelihood
+
+__all__ = [
+    "BlockPrequential",
+    "BlockPrequentialSearchCV",
+    "BoundScorer",
+    "ScreenedGridSearchCV",
+    "TrainOnlySplit",
+    "block_prequential_log_likelihood",
+    "bound_scorer",
+    "log_predictive_scorer",
+    "make_bound_scorer",
+    "predictive_log_likelihood",
+    "prequential_log_evidence",
+    "prequential_log_likelihood",
+]
 
 #: The validation-free criteria, by name.
 CRITERIA = ("bound", "prequential", "block_prequential")
@@ -139,46 +156,6 @@ def prequential_log_evidence(features, y, prior_var, noise_var, batch_size=1):
     return float(total)
 
 
-def predictive_log_likelihood(estimator, X, y):
-    """Log predictive density of each ``(x, y)`` under a fitted estimator (nats per row).
-
-    Classifiers: ``log predict_proba(X)[i, y_i]``. Regressors: the Gaussian with the mean and
-    standard deviation of ``predict(X, return_std=True)`` — exact for one chain or one weight
-    draw, a moment-matched approximation of a mixture over several. Works for pipelines.
-
-    Parameters
-    ----------
-    estimator : fitted estimator
-    X : array-like of shape (n_samples, n_features)
-    y : array-like of shape (n_samples,)
-
-    Returns
-    -------
-    log_density : ndarray of shape (n_samples,)
-    """
-    y = column_or_1d(np.asarray(y))
-    if hasattr(estimator, "predict_proba") and is_classifier(estimator):
-        proba = np.asarray(estimator.predict_proba(X), dtype=np.float64)
-        classes = list(estimator.classes_)
-        columns = np.array([classes.index(label) if label in classes else -1 for label in y])
-        with np.errstate(divide="ignore"):
-            log_proba = np.log(proba[np.arange(len(y)), np.maximum(columns, 0)])
-        return np.where(columns >= 0, log_proba, -np.inf)
-    mean, std = estimator.predict(X, return_std=True)
-    residual = (y.astype(np.float64) - mean) / std
-    return -0.5 * residual**2 - np.log(std) - 0.5 * math.log(2 * math.pi)
-
-
-def log_predictive_scorer(estimator, X, y):
-    """Mean log predictive density of held-out ``(X, y)``, nats per sample (higher is better).
-
-    The scorer for cross-validating these estimators: their ``score`` is a bound on the
-    *training* evidence and means nothing on held-out rows. For classifiers it equals
-    ``-log_loss``; for regressors it is the Gaussian predictive log density.
-    """
-    return float(np.mean(predictive_log_likelihood(estimator, X, y)))
-
-
 def _bayesian_estimator(estimator):
     """The fitted sklearn_ibvi estimator inside a pipeline and/or a BoundEarlyStopping."""
     while True:
@@ -206,69 +183,6 @@ def prequential_log_likelihood(estimator):
     return float(history[0, "prequential_log_likelihood"])
 
 
-class BlockPrequential:
-    """The forward-chaining (block-prequential) criterion and its blocks.
-
-    The rows are put in a random order (for classifiers, one row of every class first, so every
-    prefix has seen every class) and cut at ``n/2^K, …, n/4, n/2, n`` (``K = n_blocks``). The
-    learner is fitted on each prefix and scored on the block that follows it.
-
-    Parameters
-    ----------
-    n_blocks : int, default=3
-        ``K``: the coded blocks cover ``1 − 2^{-K}`` of the rows, and fitting the prefixes costs
-        ``1 − 2^{-K}`` of a full fit.
-    random_state : int, default=0
-        Seeds the row order. Keep it fixed across the candidates of a search: every candidate
-        must code the same blocks.
-    """
-
-    def __init__(self, n_blocks=3, random_state=0):
-        self.n_blocks = n_blocks
-        self.random_state = random_state
-
-    def __repr__(self):
-        return f"BlockPrequential(n_blocks={self.n_blocks}, random_state={self.random_state})"
-
-    def __eq__(self, other):
-        return isinstance(other, BlockPrequential) and (self.n_blocks, self.random_state) == (
-            other.n_blocks,
-            other.random_state,
-        )
-
-    def __hash__(self):
-        return hash((BlockPrequential, self.n_blocks, self.random_state))
-
-    def blocks(self, y, classifier=False):
-        """``[(prefix_indices, coded_indices), …]``, smallest prefix first.
-
-        Parameters
-        ----------
-        y : array-like of shape (n_samples,)
-        classifier : bool
-            Put one row of every class at the front of the order.
-        """
-        if not isinstance(self.n_blocks, Integral) or self.n_blocks < 1:
-            raise ValueError(f"n_blocks must be a positive integer, got {self.n_blocks!r}.")
-        y = column_or_1d(np.asarray(y))
-        n = len(y)
-        order = check_random_state(self.random_state).permutation(n)
-        if classifier:
-            _, first = np.unique(y[order], return_index=True)
-            order = np.r_[order[np.sort(first)], np.delete(order, first)]
-        cuts = [max(1, math.ceil(n / 2**k)) for k in range(self.n_blocks, -1, -1)]
-        if len(set(cuts)) < len(cuts) or (classifier and cuts[0] < len(np.unique(y))):
-            raise ValueError(
-                f"{n} samples are too few for {self.n_blocks} prequential blocks: the first prefix "
-                f"has {cuts[0]} rows. Use fewer blocks."
-            )
-        return [(order[:start], order[start:stop]) for start, stop in zip(cuts[:-1], cuts[1:])]
-
-    def n_coded(self, n_samples):
-        """Rows coded by the blocks (all but the first prefix)."""
-        return n_samples - max(1, math.ceil(n_samples / 2**self.n_blocks))
-
-
 def resolve_criterion(criterion):
     """``'bound'``/``'prequential'`` as given; ``'block_prequential'`` → ``BlockPrequential()``."""
     if isinstance(criterion, BlockPrequential):
@@ -278,35 +192,6 @@ def resolve_criterion(criterion):
     if criterion in ("bound", "prequential"):
         return criterion
     raise ValueError(f"criterion must be one of {CRITERIA} or a BlockPrequential, got {criterion!r}.")
-
-
-def block_prequential_log_likelihood(estimator, X, y, n_blocks=3, random_state=0):
-    """Forward-chaining log-likelihood of a learner, nats per coded row.
-
-    ``Σ_k Σ_{i ∈ block k} log p(y_i | x_i, learner fitted on the rows before block k)``, divided
-    by the number of coded rows (see :class:`BlockPrequential`). Fits a clone of ``estimator``
-    (any estimator or pipeline, fitted or not; its parameters, epochs included, are used as they
-    are) on each prefix.
-
-    Parameters
-    ----------
-    estimator : estimator with ``predict_proba`` (classifier) or ``predict(X, return_std=True)``
-    X : array-like of shape (n_samples, n_features)
-    y : array-like of shape (n_samples,)
-    n_blocks : int, default=3
-    random_state : int, default=0
-
-    Returns
-    -------
-    log_likelihood : float
-    """
-    scheme = BlockPrequential(n_blocks, random_state)
-    total, coded = 0.0, 0
-    for prefix, block in scheme.blocks(y, classifier=is_classifier(estimator)):
-        learner = clone(estimator).fit(_safe_indexing(X, prefix), _safe_indexing(y, prefix))
-        total += float(np.sum(predictive_log_likelihood(learner, _safe_indexing(X, block), _safe_indexing(y, block))))
-        coded += len(block)
-    return total / coded
 
 
 # -- scorers -------------------------------------------------------------------------------------

@@ -1,0 +1,116 @@
+"""Held-out log predictive densities after every epoch of one ``fit``.
+
+Criteria that choose a stopping epoch (forward chaining, cross-validation) need a learner's
+predictions on other rows after each epoch. Training epoch by epoch with ``partial_fit`` gives
+them, but each call re-validates the data and copies the network (so that a failed call loses
+nothing): on small prefixes that overhead costs more than the epoch itself. Here the rows are
+scored from a skorch callback inside a single ``fit`` instead; the training path is unchanged
+(scoring draws no random numbers from the training stream).
+"""
+
+import time
+
+import numpy as np
+import torch
+from sklearn.base import clone
+from skorch.callbacks import Callback
+
+from ._base import BayesianNetEstimator
+from ._predictive import predictive_log_likelihood
+
+CALLBACK_NAME = "sklearn_ibvi_epochwise_log_likelihood"
+
+
+def final_estimator(learner):
+    """The sklearn_ibvi estimator that ``learner`` (itself or a pipeline ending in one) trains."""
+    estimator = learner.steps[-1][1] if hasattr(learner, "steps") else learner
+    if not isinstance(estimator, BayesianNetEstimator):
+        raise TypeError(
+            "Epoch-by-epoch criteria need an sklearn_ibvi estimator (or a Pipeline ending in one); "
+            f"got {type(estimator).__name__}."
+        )
+    return estimator
+
+
+class EpochwiseEvaluation(Callback):
+    """After every epoch, ``evaluate(learner, X, y)`` on the learner as it is then.
+
+    ``learner`` is the object evaluated (the estimator, or the pipeline that ends in it);
+    ``estimator`` is the sklearn_ibvi estimator whose net this callback runs in. ``values``
+    collects one result per epoch; ``seconds`` the time spent evaluating. The rows are released
+    when training ends.
+    """
+
+    def __init__(self, learner, estimator, X, y, evaluate):
+        self.learner = learner
+        self.estimator = estimator
+        self.X = X
+        self.y = y
+        self.evaluate = evaluate
+        self.values = []
+        self.seconds = 0.0
+
+    def on_epoch_end(self, net, **kwargs):
+        start = time.perf_counter()
+        estimator = self.estimator
+        missing = object()
+        previous = estimator.__dict__.get("net_", missing)
+        training = net.module_.training
+        estimator.net_ = net  # what predict reads; the fit sets it for good when it succeeds
+        try:
+            with torch.random.fork_rng(devices=[]):
+                self.values.append(self.evaluate(self.learner, self.X, self.y))
+        finally:
+            if previous is missing:
+                del estimator.net_
+            else:
+                estimator.net_ = previous
+            net.module_.train(training)
+        self.seconds += time.perf_counter() - start
+
+    def on_train_end(self, net, **kwargs):
+        self.X = self.y = None
+
+
+def epochwise_evaluations(estimator, X, y, X_eval, y_eval, evaluate):
+    """Fit a clone of ``estimator`` on ``(X, y)``; ``evaluate(learner, X_eval, y_eval)`` after every epoch.
+
+    Returns the fitted clone (identical to ``clone(estimator).fit(X, y)``), the list of
+    per-epoch results and the seconds spent evaluating (part of the fit's wall time).
+    """
+    learner = clone(estimator)
+    trained = final_estimator(learner)
+    recorder = EpochwiseEvaluation(learner, trained, X_eval, y_eval, evaluate)
+    own = trained.callbacks
+    trained.set_params(callbacks=[*(own or []), (CALLBACK_NAME, recorder)])
+    try:
+        learner.fit(X, y)
+    finally:
+        trained.set_params(callbacks=own)
+        recorder.X = recorder.y = None
+    return learner, recorder.values, recorder.seconds
+
+
+def epochwise_log_likelihood(estimator, X, y, X_eval, y_eval):
+    """Fit a clone of ``estimator`` on ``(X, y)``, scoring ``(X_eval, y_eval)`` after every epoch.
+
+    Parameters
+    ----------
+    estimator : sklearn_ibvi estimator, or a Pipeline ending in one
+        Unfitted or fitted; a clone is trained for its ``max_epochs``.
+    X, y : array-like
+        Training rows.
+    X_eval, y_eval : array-like
+        Rows to score; for a pipeline, in the pipeline's input space.
+
+    Returns
+    -------
+    learner : estimator
+        The fitted clone (identical to ``clone(estimator).fit(X, y)``).
+    log_density : ndarray of shape (n_epochs, n_eval)
+        ``log p(y_eval_i | x_eval_i, learner after epoch e)``, nats.
+    scoring_seconds : float
+        Time spent scoring, included in the fit's wall time.
+    """
+    learner, values, seconds = epochwise_evaluations(estimator, X, y, X_eval, y_eval, predictive_log_likelihood)
+    return learner, np.vstack(values), seconds

@@ -1,0 +1,411 @@
+"""Forward chaining (block prequential): fit on a prefix of the rows, code the block that follows.
+
+The criterion, its blocks, and the search that chooses a configuration *and* its stopping epoch
+with it, then refits once on all the rows.
+"""
+
+import math
+import time
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import clone, is_classifier
+from sklearn.exceptions import FitFailedWarning
+from sklearn.model_selection import ParameterGrid
+from sklearn.model_selection._search import BaseSearchCV
+from sklearn.utils import _safe_indexing, check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.parallel import Parallel, delayed
+from sklearn.utils.validation import column_or_1d
+
+from ._epoch_curves import epochwise_log_likelihood, final_estimator
+from ._predictive import log_predictive_scorer, predictive_log_likelihood
+
+
+class BlockPrequential:
+    """The forward-chaining (block-prequential) criterion and its blocks.
+
+    The rows are put in a random order (for classifiers, one row of every class first, so every
+    prefix has seen every class) and cut at ``n/2^K, …, n/4, n/2, n`` (``K = n_blocks``). The
+    learner is fitted on each prefix and scored on the block that follows it.
+
+    Parameters
+    ----------
+    n_blocks : int, default=3
+        ``K``: the coded blocks cover ``1 − 2^{-K}`` of the rows, and fitting the prefixes costs
+        ``1 − 2^{-K}`` of a full fit.
+    random_state : int, default=0
+        Seeds the row order. Keep it fixed across the candidates of a search: every candidate
+        must code the same blocks.
+    """
+
+    def __init__(self, n_blocks=3, random_state=0):
+        self.n_blocks = n_blocks
+        self.random_state = random_state
+
+    def __repr__(self):
+        return f"BlockPrequential(n_blocks={self.n_blocks}, random_state={self.random_state})"
+
+    def __eq__(self, other):
+        return isinstance(other, BlockPrequential) and (self.n_blocks, self.random_state) == (
+            other.n_blocks,
+            other.random_state,
+        )
+
+    def __hash__(self):
+        return hash((BlockPrequential, self.n_blocks, self.random_state))
+
+    def blocks(self, y, classifier=False):
+        """``[(prefix_indices, coded_indices), …]``, smallest prefix first.
+
+        Parameters
+        ----------
+        y : array-like of shape (n_samples,)
+        classifier : bool
+            Put one row of every class at the front of the order.
+        """
+        if not isinstance(self.n_blocks, Integral) or self.n_blocks < 1:
+            raise ValueError(f"n_blocks must be a positive integer, got {self.n_blocks!r}.")
+        y = column_or_1d(np.asarray(y))
+        n = len(y)
+        order = check_random_state(self.random_state).permutation(n)
+        if classifier:
+            _, first = np.unique(y[order], return_index=True)
+            order = np.r_[order[np.sort(first)], np.delete(order, first)]
+        cuts = [max(1, math.ceil(n / 2**k)) for k in range(self.n_blocks, -1, -1)]
+        if len(set(cuts)) < len(cuts) or (classifier and cuts[0] < len(np.unique(y))):
+            raise ValueError(
+                f"{n} samples are too few for {self.n_blocks} prequential blocks: the first prefix "
+                f"has {cuts[0]} rows. Use fewer blocks."
+            )
+        return [(order[:start], order[start:stop]) for start, stop in zip(cuts[:-1], cuts[1:])]
+
+    def n_coded(self, n_samples):
+        """Rows coded by the blocks (all but the first prefix)."""
+        return n_samples - max(1, math.ceil(n_samples / 2**self.n_blocks))
+
+
+
+def block_prequential_log_likelihood(estimator, X, y, n_blocks=3, random_state=0):
+    """Forward-chaining log-likelihood of a learner, nats per coded row.
+
+    ``Σ_k Σ_{i ∈ block k} log p(y_i | x_i, learner fitted on the rows before block k)``, divided
+    by the number of coded rows (see :class:`BlockPrequential`). Fits a clone of ``estimator``
+    (any estimator or pipeline, fitted or not; its parameters, epochs included, are used as they
+    are, except that an sklearn_ibvi estimator's per-epoch bound is switched off) on each prefix.
+
+    Parameters
+    ----------
+    estimator : estimator with ``predict_proba`` (classifier) or ``predict(X, return_std=True)``
+    X : array-like of shape (n_samples, n_features)
+    y : array-like of shape (n_samples,)
+    n_blocks : int, default=3
+    random_state : int, default=0
+
+    Returns
+    -------
+    log_likelihood : float
+    """
+    scheme = BlockPrequential(n_blocks, random_state)
+    total, coded = 0.0, 0
+    for prefix, block in scheme.blocks(y, classifier=is_classifier(estimator)):
+        learner = untracked_clone(estimator).fit(_safe_indexing(X, prefix), _safe_indexing(y, prefix))
+        total += float(np.sum(predictive_log_likelihood(learner, _safe_indexing(X, block), _safe_indexing(y, block))))
+        coded += len(block)
+    return total / coded
+
+
+
+
+# -- the search ----------------------------------------------------------------------------------
+
+
+def without_bound_tracking(estimator):
+    """``estimator`` (or the pipeline ending in one) with its per-epoch bound switched off.
+
+    Prefix and fold fits are judged on held-out rows; the bound's extra work (entropy-SGD's
+    Hessian-vector products, IBVI's end-of-epoch ELBO) would be wasted there.
+    """
+    trained = final_estimator(estimator)
+    prefix = f"{estimator.steps[-1][0]}__" if hasattr(estimator, "steps") else ""
+    return estimator.set_params(**{prefix + name: value for name, value in trained._untracked_params.items()})
+
+
+def untracked_clone(estimator):
+    """A clone of ``estimator``, with the bound switched off if it is (or ends in) an sklearn_ibvi one."""
+    learner = clone(estimator)
+    try:
+        return without_bound_tracking(learner)
+    except TypeError:  # any other estimator: nothing to switch off
+        return learner
+
+
+def _epochs_parameter(estimator):
+    """The name of the parameter that sets the training epochs of ``estimator`` (or its pipeline)."""
+    final_estimator(estimator)
+    return f"{estimator.steps[-1][0]}__max_epochs" if hasattr(estimator, "steps") else "max_epochs"
+
+
+def _coded_curve(learner, X, y, prefix, coded, error_score):
+    """Fit ``learner`` on the prefix; per-epoch summed log density of the coded rows.
+
+    Returns ``(curve or None, training seconds, error message or None)``.
+    """
+    start = time.perf_counter()
+    try:
+        _, log_density, scoring_seconds = epochwise_log_likelihood(
+            learner,
+            _safe_indexing(X, prefix),
+            _safe_indexing(y, prefix),
+            _safe_indexing(X, coded),
+            _safe_indexing(y, coded),
+        )
+    except Exception as error:  # noqa: BLE001 — reported as error_score says
+        if isinstance(error_score, str) and error_score == "raise":
+            raise
+        return None, time.perf_counter() - start, f"{type(error).__name__}: {error}"
+    return log_density.sum(axis=1), time.perf_counter() - start - scoring_seconds, None
+
+
+class BlockPrequentialSearchCV(BaseSearchCV):
+    """Choose a configuration and its stopping epoch by forward chaining; refit once.
+
+    For every candidate of ``param_grid`` a clone of ``estimator`` is trained on each prefix of
+    :class:`BlockPrequential` (rows ``n/2^K, …, n/4, n/2`` of a random order) and, after every
+    epoch, scores the block that follows its prefix. The criterion of a candidate at epoch ``e``
+    is the log predictive density of all coded rows, per row — the learner's conditional
+    evidence after ``e`` epochs, estimated from the training data alone. The search keeps the
+    (candidate, epoch) with the highest value and refits that candidate on all the rows for that
+    many epochs.
+
+    Costs per candidate ``(1 − 2^{-K}) × n_orderings`` of a fit (the prefixes, trained once each
+    with their bound switched off and scored from inside the fit), plus one refit of the
+    winner; 5-fold cross-validation costs 4 fits per candidate. In the repeated-splits study
+    (``benchmarks/model_selection/repeated_splits.md``) this is the selector the library
+    recommends; see the user guide for where it falls short.
+
+    Parameters
+    ----------
+    estimator : sklearn_ibvi estimator, or a Pipeline ending in one
+        Its ``max_epochs`` (or a ``max_epochs`` in ``param_grid``) is the epoch budget.
+    param_grid : dict or list of dicts
+        As for :class:`~sklearn.model_selection.GridSearchCV`.
+    n_blocks : int, default=3
+        ``K``: coded blocks per ordering (see :class:`BlockPrequential`).
+    n_orderings : int, default=1
+        Random row orders whose criteria are averaged (orders ``random_state``,
+        ``random_state + 1``, …): less variance, proportionally more compute.
+    random_state : int, default=0
+        Seeds the row orders; every candidate codes the same blocks.
+    refit : bool, default=True
+        Refit the chosen candidate on all rows for the chosen number of epochs
+        (``best_estimator_``), with its bound tracking as configured.
+    n_jobs : int, default=None
+        Prefix fits run in parallel (any joblib backend: loky, dask, ray).
+    verbose : int, default=0
+    pre_dispatch : int or str, default='2*n_jobs'
+    error_score : 'raise' or float, default=np.nan
+        A candidate whose prefix fit fails (e.g. ``TrainingDivergedError``) gets this score and a
+        ``FitFailedWarning``; ``'raise'`` re-raises the error.
+
+    Attributes
+    ----------
+    cv_results_ : dict of arrays
+        ``params``, ``param_<name>``, ``mean_test_score`` (the candidate's criterion at its best
+        epoch, nats per coded row), ``std_test_score`` and ``split<i>_test_score`` (per block),
+        ``rank_test_score``, ``best_epoch``, ``mean_fit_time``, ``std_fit_time`` (per prefix fit).
+    criterion_curves_ : ndarray of shape (n_candidates, max_epochs)
+        Every candidate's criterion after every epoch (NaN past its budget or for failures).
+    best_index_ : int
+    best_epoch_ : int
+        The chosen epoch, counting from 1.
+    best_params_ : dict
+        The chosen candidate's parameters, with ``max_epochs`` set to ``best_epoch_``.
+    best_score_ : float
+        Its criterion, nats per coded row.
+    best_estimator_ : estimator
+        The refit model (``refit=True``).
+    refit_time_ : float
+    n_splits_ : int
+        Coded blocks per candidate (``n_blocks × n_orderings``).
+    scorer_ : callable
+        :func:`~sklearn_ibvi.model_selection.log_predictive_scorer`: ``score(X, y)`` is the refit
+        model's mean log predictive density of ``(X, y)`` (held-out rows).
+
+    See Also
+    --------
+    sklearn_ibvi.BoundEarlyStopping : Early stopping by the same criterion for one configuration.
+    ScreenedGridSearchCV : Forward chaining screens, cross-validation confirms.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn_ibvi import EntropySGDClassifier
+    >>> from sklearn_ibvi.model_selection import BlockPrequentialSearchCV
+    >>> X, y = load_iris(return_X_y=True)
+    >>> search = BlockPrequentialSearchCV(
+    ...     EntropySGDClassifier(max_epochs=20, random_state=0),
+    ...     {"hidden_layer_sizes": [(8,), (32,)], "prior_scale": [0.5, 1.0]},
+    ... ).fit(X, y)
+    >>> sorted(search.best_params_)
+    ['hidden_layer_sizes', 'max_epochs', 'prior_scale']
+    >>> search.best_params_["max_epochs"] == search.best_epoch_
+    True
+    """
+
+    _parameter_constraints = {
+        "estimator": "no_validation",
+        "param_grid": [dict, list],
+        "n_blocks": [Interval(Integral, 1, None, closed="left")],
+        "n_orderings": [Interval(Integral, 1, None, closed="left")],
+        "random_state": [Interval(Integral, 0, None, closed="left")],
+        "refit": ["boolean"],
+        "n_jobs": [Integral, None],
+        "verbose": ["verbose"],
+        "pre_dispatch": [Integral, str],
+        "error_score": [StrOptions({"raise"}), Real],
+    }
+
+    def __init__(
+        self,
+        estimator,
+        param_grid,
+        *,
+        n_blocks=3,
+        n_orderings=1,
+        random_state=0,
+        refit=True,
+        n_jobs=None,
+        verbose=0,
+        pre_dispatch="2*n_jobs",
+        error_score=np.nan,
+    ):
+        super().__init__(
+            estimator=estimator,
+            scoring=None,
+            n_jobs=n_jobs,
+            refit=refit,
+            cv=None,
+            verbose=verbose,
+            pre_dispatch=pre_dispatch,
+            error_score=error_score,
+            return_train_score=False,
+        )
+        self.param_grid = param_grid
+        self.n_blocks = n_blocks
+        self.n_orderings = n_orderings
+        self.random_state = random_state
+
+    def fit(self, X, y):
+        """Run forward chaining for every candidate, keep the best (candidate, epoch), refit it.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+
+        Returns
+        -------
+        self : object
+        """
+        self._validate_params()
+        if y is None:
+            raise ValueError("BlockPrequentialSearchCV needs targets y: the criterion codes them.")
+        epochs_name = _epochs_parameter(self.estimator)
+        candidates = list(ParameterGrid(self.param_grid))
+        classifier = is_classifier(self.estimator)
+        blocks = [
+            (prefix, coded)
+            for order in range(self.n_orderings)
+            for prefix, coded in BlockPrequential(self.n_blocks, self.random_state + order).blocks(y, classifier)
+        ]
+        outcomes = Parallel(n_jobs=self.n_jobs, verbose=self.verbose, pre_dispatch=self.pre_dispatch)(
+            delayed(_coded_curve)(self._candidate(params, untracked=True), X, y, prefix, coded, self.error_score)
+            for params in candidates
+            for prefix, coded in blocks
+        )
+        coded_sizes = np.array([len(coded) for _, coded in blocks])
+        per_candidate = [outcomes[i : i + len(blocks)] for i in range(0, len(outcomes), len(blocks))]
+        self._record_results(candidates, per_candidate, coded_sizes)
+        best = self.best_index_
+        self.best_params_ = {**candidates[best], epochs_name: self.best_epoch_}
+        if self.refit:
+            start = time.perf_counter()
+            self.best_estimator_ = self._candidate(self.best_params_, untracked=False).fit(X, y)
+            self.refit_time_ = time.perf_counter() - start
+        self.scorer_ = log_predictive_scorer
+        self.multimetric_ = False
+        self.n_splits_ = len(blocks)
+        return self
+
+    def _candidate(self, params, untracked):
+        learner = clone(self.estimator).set_params(**{k: clone(v, safe=False) for k, v in params.items()})
+        return without_bound_tracking(learner) if untracked else learner
+
+    def _record_results(self, candidates, per_candidate, coded_sizes):
+        n_candidates, n_splits = len(candidates), len(coded_sizes)
+        longest = max((len(c) for parts in per_candidate for c, _, _ in parts if c is not None), default=1)
+        curves = np.full((n_candidates, longest), np.nan)
+        split_scores = np.full((n_candidates, n_splits), np.nan)
+        fit_times = np.array([[seconds for _, seconds, _ in parts] for parts in per_candidate])
+        best_epochs = np.ma.masked_all(n_candidates, dtype=int)
+        failures = []
+        for c, parts in enumerate(per_candidate):
+            errors = [error for _, _, error in parts if error is not None]
+            if errors:
+                failures.append(f"{candidates[c]}: {errors[0]}")
+                continue
+            curve = sum(part for part, _, _ in parts) / coded_sizes.sum()
+            curve = np.where(np.isnan(curve), -np.inf, curve)
+            curves[c, : len(curve)] = curve
+            epoch = int(np.argmax(curve))
+            best_epochs[c] = epoch + 1
+            split_scores[c] = [part[epoch] / size for (part, _, _), size in zip(parts, coded_sizes)]
+        if len(failures) == n_candidates:
+            raise ValueError(f"Every candidate failed forward chaining; the first: {failures[0]}")
+        if failures:
+            warnings.warn(
+                f"{len(failures)} of {n_candidates} candidates failed forward chaining and were scored "
+                f"error_score={self.error_score!r}; the first: {failures[0]}",
+                FitFailedWarning,
+                stacklevel=3,
+            )
+        failed = np.ma.getmaskarray(best_epochs)
+        scores = np.max(np.where(np.isnan(curves), -np.inf, curves), axis=1)
+        if failed.any():  # then error_score is a number: 'raise' raised in _coded_curve
+            scores[failed] = self.error_score
+        ranking = np.where(np.isfinite(scores), scores, -np.inf)
+        order = np.argsort(-ranking, kind="stable")
+        ranks = np.empty(n_candidates, dtype=np.int32)
+        ranks[order] = np.arange(1, n_candidates + 1)
+        for i in range(1, n_candidates):  # ties share the better rank, as in GridSearchCV
+            if ranking[order[i]] == ranking[order[i - 1]]:
+                ranks[order[i]] = ranks[order[i - 1]]
+        with np.errstate(invalid="ignore"):  # a candidate that codes some block at -inf: std NaN
+            spread = split_scores.std(axis=1)
+        results = {
+            "mean_fit_time": fit_times.mean(1),
+            "std_fit_time": fit_times.std(1),
+            "params": candidates,
+            "mean_test_score": scores,
+            "std_test_score": spread,
+            "rank_test_score": ranks,
+            "best_epoch": best_epochs,
+        }
+        for i in range(n_splits):
+            results[f"split{i}_test_score"] = split_scores[:, i]
+        for name in sorted({name for params in candidates for name in params}):
+            column = np.ma.masked_all(n_candidates, dtype=object)
+            for c, params in enumerate(candidates):
+                if name in params:
+                    column[c] = params[name]
+            results[f"param_{name}"] = column
+        self.cv_results_ = results
+        self.criterion_curves_ = curves
+        self.best_index_ = int(order[0])
+        self.best_score_ = float(scores[self.best_index_])
+        self.best_epoch_ = int(best_epochs[self.best_index_])
+
+    def _run_search(self, evaluate_candidates, *, callback_ctx=None):
+        raise NotImplementedError("BlockPrequentialSearchCV.fit does not use cross-validation splits.")

@@ -1,0 +1,178 @@
+"""Per-epoch held-out curves from one fit, and the forward-chaining search built on them."""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.datasets import load_diabetes, load_iris
+from sklearn.exceptions import FitFailedWarning
+from sklearn.linear_model import Ridge
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import PolynomialFeatures, StandardScaler
+
+from sklearn_ibvi import EntropySGDClassifier, EntropySGDRegressor, IBVIClassifier, IBVIRegressor
+from sklearn_ibvi._epoch_curves import epochwise_log_likelihood
+from sklearn_ibvi._forward_chaining import without_bound_tracking
+from sklearn_ibvi.exceptions import TrainingDivergedError
+from sklearn_ibvi.model_selection import (
+    BlockPrequential,
+    BlockPrequentialSearchCV,
+    block_prequential_log_likelihood,
+    predictive_log_likelihood,
+)
+from test_model_selection import evidence_picks_degree, linear_model, polynomial_data
+
+
+@pytest.fixture(scope="module")
+def iris():
+    X, y = load_iris(return_X_y=True)
+    return StandardScaler().fit_transform(X), y
+
+
+@pytest.fixture(scope="module")
+def diabetes():
+    X, y = load_diabetes(return_X_y=True)
+    return StandardScaler().fit_transform(X[:160]), y[:160]
+
+
+# -- curves from inside one fit --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: EntropySGDRegressor(hidden_layer_sizes=(16,), max_epochs=5, batch_size=32, random_state=0),
+        lambda: IBVIRegressor(hidden_layer_sizes=(16,), max_epochs=4, batch_size=32, random_state=0),
+    ],
+    ids=["entropy_sgd", "ibvi"],
+)
+def test_epochwise_curve_equals_scoring_after_each_partial_fit(diabetes, make):
+    """The callback's per-epoch scores are those of a model trained epoch by epoch with
+    partial_fit and scored in between, and scoring does not perturb the training path."""
+    X, y = diabetes
+    learner, log_density, _ = epochwise_log_likelihood(make(), X[:100], y[:100], X[100:], y[100:])
+    reference = make()
+    for epoch in range(len(log_density)):
+        reference.partial_fit(X[:100], y[:100])
+        np.testing.assert_array_equal(log_density[epoch], predictive_log_likelihood(reference, X[100:], y[100:]))
+    np.testing.assert_array_equal(learner.predict(X), make().fit(X[:100], y[:100]).predict(X))
+    assert learner.callbacks is None  # the recorder is removed, and with it the scored rows
+
+
+def test_epochwise_curve_of_a_pipeline_scores_in_the_pipelines_input_space(iris):
+    X, y = iris
+    X_raw = X * 10 + 3  # the pipeline's scaler must be applied to the scored rows too
+    model = make_pipeline(StandardScaler(), IBVIClassifier(hidden_layer_sizes=(8,), max_epochs=3, random_state=0))
+    learner, log_density, _ = epochwise_log_likelihood(model, X_raw[::2], y[::2], X_raw[1::2], y[1::2])
+    fitted = clone(model).fit(X_raw[::2], y[::2])
+    np.testing.assert_array_equal(log_density[-1], predictive_log_likelihood(fitted, X_raw[1::2], y[1::2]))
+    with pytest.raises(TypeError, match="sklearn_ibvi estimator"):
+        epochwise_log_likelihood(Ridge(), X, y, X, y)
+
+
+def test_bound_tracking_is_switched_off_per_family():
+    assert without_bound_tracking(EntropySGDClassifier()).entropy is None
+    assert without_bound_tracking(IBVIClassifier()).n_bound_samples == 0
+    pipe = without_bound_tracking(make_pipeline(StandardScaler(), EntropySGDRegressor()))
+    assert pipe[-1].entropy is None
+
+
+# -- the search ------------------------------------------------------------------------------
+
+
+def grid_search(**params):
+    estimator = EntropySGDRegressor(hidden_layer_sizes=(8,), max_epochs=6, batch_size=32, random_state=0)
+    return BlockPrequentialSearchCV(estimator, {"prior_scale": [0.5, 2.0], "noise_std": [0.5, 1.0]}, **params)
+
+
+def test_search_curve_is_the_block_prequential_criterion_epoch_by_epoch(diabetes):
+    """Independent reference: block_prequential_log_likelihood refits the prefixes from scratch
+    for a given epoch budget; the search reads the same numbers off one fit per prefix."""
+    X, y = diabetes
+    search = grid_search(n_blocks=2, random_state=3).fit(X, y)
+    for index, params in enumerate(search.cv_results_["params"]):
+        for epochs in (1, 4, 6):
+            estimator = EntropySGDRegressor(
+                hidden_layer_sizes=(8,), max_epochs=epochs, batch_size=32, entropy=None, random_state=0, **params
+            )
+            expected = block_prequential_log_likelihood(estimator, X, y, n_blocks=2, random_state=3)
+            assert search.criterion_curves_[index, epochs - 1] == pytest.approx(expected, rel=1e-12)
+    best = np.unravel_index(np.argmax(search.criterion_curves_), search.criterion_curves_.shape)
+    assert (search.best_index_, search.best_epoch_) == (best[0], best[1] + 1)
+    assert search.best_score_ == search.criterion_curves_.max()
+    assert search.best_params_ == {**search.cv_results_["params"][best[0]], "max_epochs": best[1] + 1}
+    assert search.cv_results_["rank_test_score"][best[0]] == 1
+    assert search.n_splits_ == 2
+
+
+def test_search_refits_the_chosen_candidate_for_the_chosen_epochs_with_its_bound(diabetes):
+    X, y = diabetes
+    search = grid_search().fit(X, y)
+    expected = EntropySGDRegressor(hidden_layer_sizes=(8,), batch_size=32, random_state=0, **search.best_params_)
+    expected.fit(X, y)
+    np.testing.assert_array_equal(search.predict(X), expected.predict(X))
+    assert search.best_estimator_.n_epochs_ == search.best_epoch_
+    assert search.best_estimator_.score(X, y) == expected.score(X, y)  # the refit tracks its bound
+    assert search.score(X, y) == pytest.approx(np.mean(predictive_log_likelihood(expected, X, y)), rel=1e-12)
+
+
+def test_search_in_parallel_and_with_two_orderings(diabetes):
+    X, y = diabetes
+    serial = grid_search(n_orderings=2).fit(X, y)
+    parallel = grid_search(n_orderings=2, n_jobs=2).fit(X, y)
+    np.testing.assert_array_equal(serial.criterion_curves_, parallel.criterion_curves_)
+    assert serial.n_splits_ == 6
+    one = [grid_search(random_state=r).fit(X, y).criterion_curves_ for r in (0, 1)]
+    np.testing.assert_allclose(serial.criterion_curves_, (one[0] + one[1]) / 2, rtol=1e-12)
+
+
+def test_search_picks_the_true_model_order_where_the_evidence_does():
+    """Polynomial degree 1..4, true degree 3 (the closed-form evidence picks 3 too)."""
+    x, y = polynomial_data(0)
+    noise_std = 0.05 / y.std()
+    assert evidence_picks_degree(x, y, noise_std) == 3
+    model = make_pipeline(PolynomialFeatures(include_bias=False), StandardScaler(), linear_model(noise_std))
+    search = BlockPrequentialSearchCV(model, {"polynomialfeatures__degree": [1, 2, 3, 4]}).fit(x, y)
+    assert search.best_params_["polynomialfeatures__degree"] == 3
+    assert search.best_params_["entropysgdregressor__max_epochs"] == search.best_epoch_
+
+
+def test_search_reports_a_diverging_candidate_and_keeps_the_others(diabetes):
+    X, y = diabetes
+    estimator = EntropySGDRegressor(hidden_layer_sizes=(8,), max_epochs=3, random_state=0)
+    grid = {"lr": [0.01, 1e4]}
+    with pytest.warns(FitFailedWarning, match="TrainingDivergedError"):
+        search = BlockPrequentialSearchCV(estimator, grid).fit(X, y)
+    assert np.isnan(search.cv_results_["mean_test_score"][1])
+    assert list(search.cv_results_["rank_test_score"]) == [1, 2]
+    assert search.best_params_["lr"] == 0.01
+    with pytest.raises(TrainingDivergedError):
+        BlockPrequentialSearchCV(estimator, grid, error_score="raise").fit(X, y)
+    with pytest.raises(ValueError, match="Every candidate failed"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FitFailedWarning)
+        BlockPrequentialSearchCV(estimator, {"lr": [1e4]}).fit(X, y)
+
+
+def test_search_refuses_what_it_cannot_run(iris):
+    X, y = iris
+    with pytest.raises(TypeError, match="sklearn_ibvi estimator"):
+        BlockPrequentialSearchCV(Ridge(), {"alpha": [1.0]}).fit(X, y)
+    with pytest.raises(ValueError, match="needs targets"):
+        BlockPrequentialSearchCV(EntropySGDClassifier(), {"lr": [0.01]}).fit(X, None)
+    with pytest.raises(ValueError, match="n_blocks"):
+        BlockPrequentialSearchCV(EntropySGDClassifier(), {"lr": [0.01]}, n_blocks=0).fit(X, y)
+    with pytest.raises(ValueError, match="too few"):
+        BlockPrequentialSearchCV(EntropySGDClassifier(), {"lr": [0.01]}, n_blocks=6).fit(X[::4], y[::4])
+
+
+def test_search_on_a_classifier_codes_every_class_and_delegates(iris):
+    X, y = iris
+    search = BlockPrequentialSearchCV(
+        EntropySGDClassifier(hidden_layer_sizes=(8,), max_epochs=4, random_state=0), {"prior_scale": [0.5, 1.0]}
+    ).fit(X, y)
+    first_prefix = BlockPrequential().blocks(y, classifier=True)[0][0]
+    assert set(y[first_prefix]) == set(y)
+    assert list(search.classes_) == [0, 1, 2]
+    assert search.predict_proba(X).shape == (150, 3)
+    assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
