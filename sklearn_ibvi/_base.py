@@ -236,19 +236,27 @@ class BayesianNetEstimator(BaseEstimator):
     def _fit_net(self, X, y, continuing, epochs):
         device = resolve_device(self.device)
         if continuing:
-            net = moved_net(self.net_, device)
-            self._continue_with_current_schedule(net, len(X))
-            with resumed_torch(net.rng_state_, device):
-                net.partial_fit(X, y, epochs=epochs)
-                net.rng_state_ = torch_rng_state(device)
+            # The copy shares the history (see moved_net): on failure, drop the rows it added.
+            net = moved_net(self.net_, device, share_history=True)
+            completed = len(net.history)
+            try:
+                self._continue_with_current_schedule(net, len(X))
+                with resumed_torch(net.rng_state_, device):
+                    net.partial_fit(X, y, epochs=epochs)
+                    net.rng_state_ = torch_rng_state(device)
+                _check_last_epoch_complete(net)
+            except BaseException:
+                if net.history is self.net_.history:
+                    del net.history[completed:]
+                raise
         else:
             seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
             with seeded_torch(seed, device):
                 net = self._build_net(len(X), X.shape[1], self._n_outputs, self._likelihood, device)
                 net.fit(X, y, epochs=epochs)
                 net.rng_state_ = torch_rng_state(device)
+            _check_last_epoch_complete(net)
             self._started_with_params = self._model_defining_params()
-        _check_last_epoch_complete(net)
         self.net_ = net
         self._record_fit_summary()
 

@@ -117,16 +117,19 @@ def deserialized_net(data, to_cpu):
     return net
 
 
-def moved_net(net, device):
+def moved_net(net, device, share_history=False):
     """An independent copy of ``net`` with everything it holds on ``device``.
 
     Towards the CPU any net moves (every tensor is mapped there). The other way is refused: a net
     on the CPU may hold tensors that must stay there, and nothing tells them apart.
+    ``share_history=True`` keeps one history object between the copy and ``net`` when no move
+    is needed (copying it costs time linear in the epochs run, on every continuation); the
+    caller then truncates it if the copy's training fails.
     """
     current = net_device(net)
     target = torch.device(device)
     if target == current or (target.type == current.type == "cuda" and target.index is None):
-        return copy.deepcopy(net)
+        return copy.deepcopy(net, {id(net.history): net.history} if share_history else None)
     if target.type != "cpu":
         raise ValueError(
             f"The fitted network is on {current}; continuing it on {device!r} is not supported "

@@ -85,6 +85,8 @@ def snapshot(estimator, X, y):
         "score": estimator.score(X, y),
         "bound_curve_": np.array(estimator.bound_curve_),
         "n_epochs_": estimator.n_epochs_,
+        # repr: rows hold NaNs, which == would not match; 'dur' is wall time
+        "history": repr([{k: v for k, v in row.items() if k != "dur"} for row in estimator.history_]),
         "attributes": sorted(estimator.__dict__),
         "weights": {k: v.detach().cpu().clone() for k, v in estimator.net_.module_.state_dict().items()},
     }
