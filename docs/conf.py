@@ -104,14 +104,14 @@ html_static_path = []
 def _write_benchmark_includes():
     """List the benchmark result tables (Markdown) for ``benchmarks.rst``.
 
-    ``benchmarks/results/*.md`` and ``benchmarks/*/results.md``. reStructuredText
+    ``benchmarks/results/*.md`` and ``benchmarks/*/*.md``. reStructuredText
     cannot include a glob, so the list is regenerated on each build; myst-parser
     renders the Markdown tables.
     """
     benchmarks = REPO_DIR / "benchmarks"
     results = sorted(
         path
-        for path in [*(benchmarks / "results").glob("*.md"), *benchmarks.glob("*/results.md")]
+        for path in benchmarks.glob("*/*.md")
         if path.name.lower() != "readme.md"
     )
     # Result files name their plots relative to themselves; inside benchmarks.rst they resolve
@@ -121,7 +121,12 @@ def _write_benchmark_includes():
     target = DOCS_DIR / "gen_modules" / "benchmark_results.inc"
     lines = []
     for path in results:
-        stem = path.parent.name if path.stem == "results" else path.stem
+        if path.stem == "results":
+            stem = path.parent.name
+        elif path.parent.name == "results":
+            stem = path.stem
+        else:
+            stem = f"{path.parent.name}: {path.stem}"
         title = stem.replace("_", " ").capitalize()
         lines += [
             title,

