@@ -36,19 +36,25 @@ class EpochwiseEvaluation(Callback):
     """After every epoch, ``evaluate(learner, X, y)`` on the learner as it is then.
 
     ``learner`` is the object evaluated (the estimator, or the pipeline that ends in it);
-    ``estimator`` is the sklearn_ibvi estimator whose net this callback runs in. ``values``
-    collects one result per epoch; ``seconds`` the time spent evaluating. The rows are released
-    when training ends.
+    ``estimator`` is the sklearn_ibvi estimator whose net this callback runs in. Results are
+    appended to ``values``; ``seconds`` accumulates the time spent evaluating.
+
+    It lives in a net only while :class:`EpochwiseRun` trains it. A continued fit works on a
+    deep copy of the net; the copy must report to the same recorder and evaluate the live
+    learner, so copying returns the recorder itself.
     """
 
-    def __init__(self, learner, estimator, X, y, evaluate):
+    def __init__(self, learner, estimator, X, y, evaluate, values):
         self.learner = learner
         self.estimator = estimator
         self.X = X
         self.y = y
         self.evaluate = evaluate
-        self.values = []
+        self.values = values
         self.seconds = 0.0
+
+    def __deepcopy__(self, memo):
+        return self
 
     def on_epoch_end(self, net, **kwargs):
         start = time.perf_counter()
@@ -68,8 +74,62 @@ class EpochwiseEvaluation(Callback):
             net.module_.train(training)
         self.seconds += time.perf_counter() - start
 
-    def on_train_end(self, net, **kwargs):
-        self.X = self.y = None
+
+class EpochwiseRun:
+    """A learner trained in stages and evaluated on fixed rows after every epoch.
+
+    ``train(X, y, X_eval, y_eval, epochs)`` trains on until ``epochs`` epochs in all (the first
+    call starts from a prior draw; later calls continue the network, as ``warm_start`` does, so
+    stages give the same path as one fit with a constant learning rate). ``values`` holds one
+    evaluation per epoch, ``scoring_seconds`` the time they took. Between stages the learner
+    holds no recorder and no evaluation rows, so a run pickles (to joblib workers) cleanly.
+
+    Parameters
+    ----------
+    estimator : sklearn_ibvi estimator, or a Pipeline ending in one
+        Cloned.
+    evaluate : callable
+        ``evaluate(learner, X_eval, y_eval)`` → anything, after every epoch.
+    """
+
+    def __init__(self, estimator, evaluate):
+        self.learner = clone(estimator)
+        self.evaluate = evaluate
+        self.values = []
+        self.scoring_seconds = 0.0
+
+    @property
+    def epochs(self):
+        """Epochs trained so far."""
+        return len(self.values)
+
+    def train(self, X, y, X_eval, y_eval, epochs):
+        """Train on until ``epochs`` epochs in all, evaluating after each; returns self."""
+        more = epochs - self.epochs
+        if more <= 0:
+            return self
+        trained = final_estimator(self.learner)
+        recorder = EpochwiseEvaluation(self.learner, trained, X_eval, y_eval, self.evaluate, self.values)
+        own = trained.get_params(deep=False)
+        if self.epochs == 0:
+            trained.set_params(callbacks=[*(own["callbacks"] or []), (CALLBACK_NAME, recorder)], max_epochs=more)
+        else:  # a continued net keeps the callbacks it was started with: give it the recorder
+            trained.net_.callbacks_.append((CALLBACK_NAME, recorder))
+            trained.set_params(warm_start=True, max_epochs=more)
+        try:
+            self.learner.fit(X, y)
+        finally:
+            trained.set_params(**{name: own[name] for name in ("callbacks", "max_epochs", "warm_start")})
+            net = getattr(trained, "net_", None)
+            if net is not None:
+                net.callbacks_ = [(name, cb) for name, cb in net.callbacks_ if name != CALLBACK_NAME]
+                net.callbacks = list(own["callbacks"] or [])
+                # the recorder was a parameter when the net started; continuations compare to that
+                trained._started_with_params["callbacks"] = own["callbacks"]
+            self.scoring_seconds += recorder.seconds
+        if self.epochs != epochs:
+            raise RuntimeError(f"Expected {epochs} evaluated epochs, got {self.epochs}: training stopped early.")
+        return self
 
 
 def epochwise_evaluations(estimator, X, y, X_eval, y_eval, evaluate):
@@ -78,17 +138,9 @@ def epochwise_evaluations(estimator, X, y, X_eval, y_eval, evaluate):
     Returns the fitted clone (identical to ``clone(estimator).fit(X, y)``), the list of
     per-epoch results and the seconds spent evaluating (part of the fit's wall time).
     """
-    learner = clone(estimator)
-    trained = final_estimator(learner)
-    recorder = EpochwiseEvaluation(learner, trained, X_eval, y_eval, evaluate)
-    own = trained.callbacks
-    trained.set_params(callbacks=[*(own or []), (CALLBACK_NAME, recorder)])
-    try:
-        learner.fit(X, y)
-    finally:
-        trained.set_params(callbacks=own)
-        recorder.X = recorder.y = None
-    return learner, recorder.values, recorder.seconds
+    run = EpochwiseRun(estimator, evaluate)
+    run.train(X, y, X_eval, y_eval, final_estimator(run.learner).max_epochs)
+    return run.learner, run.values, run.scoring_seconds
 
 
 def epochwise_log_likelihood(estimator, X, y, X_eval, y_eval):

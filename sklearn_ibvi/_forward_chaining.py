@@ -19,7 +19,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import column_or_1d
 
-from ._epoch_curves import epochwise_log_likelihood, final_estimator
+from ._epoch_curves import EpochwiseRun, final_estimator
 from ._predictive import log_predictive_scorer, predictive_log_likelihood
 
 
@@ -147,25 +147,68 @@ def _epochs_parameter(estimator):
     return f"{estimator.steps[-1][0]}__max_epochs" if hasattr(estimator, "steps") else "max_epochs"
 
 
-def _coded_curve(learner, X, y, prefix, coded, error_score):
-    """Fit ``learner`` on the prefix; per-epoch summed log density of the coded rows.
+#: Successive halving trains every candidate to these fractions of its epochs, keeping the
+#: better half of the candidates after each stage but the last.
+HALVING_STAGES = (1 / 8, 1 / 4, 1 / 2, 1.0)
 
-    Returns ``(curve or None, training seconds, error message or None)``.
+
+def _criterion(prefix_runs, coded_sizes):
+    """A candidate's forward-chaining curve: its blocks' summed log densities per coded row,
+    ``-inf`` where a prediction was not a number (over the epochs every block has trained)."""
+    epochs = min(run.run.epochs for run in prefix_runs)
+    curve = sum(run.curve[:epochs] for run in prefix_runs) / coded_sizes.sum()
+    return np.where(np.isnan(curve), -np.inf, curve)
+
+
+def _best_so_far(prefix_runs):
+    """The candidate's best criterion over the epochs trained (``-inf`` if a block failed)."""
+    if any(run.error is not None for run in prefix_runs):
+        return -np.inf
+    sizes = np.array([len(run.coded) for run in prefix_runs])
+    return float(np.max(_criterion(prefix_runs, sizes)))
+
+
+class _PrefixRun:
+    """One candidate's learner on one prefix, trained in stages; its coded-block curve so far."""
+
+    def __init__(self, learner, prefix, coded):
+        self.run = EpochwiseRun(learner, predictive_log_likelihood)
+        self.prefix = prefix
+        self.coded = coded
+        self.budget = final_estimator(self.run.learner).max_epochs
+        self.training_seconds = 0.0
+        self.error = None
+
+    @property
+    def curve(self):
+        """Summed log density of the coded rows after each epoch trained (nats)."""
+        return np.array([values.sum() for values in self.run.values])
+
+
+def _advance(prefix_run, X, y, fraction, error_score):
+    """Train ``prefix_run`` on to ``ceil(fraction × its budget)`` epochs; return it.
+
+    A failure (e.g. ``TrainingDivergedError``) is kept in ``error`` unless ``error_score`` is
+    ``'raise'``.
     """
+    if prefix_run.error is not None:
+        return prefix_run
     start = time.perf_counter()
+    scored_before = prefix_run.run.scoring_seconds
     try:
-        _, log_density, scoring_seconds = epochwise_log_likelihood(
-            learner,
-            _safe_indexing(X, prefix),
-            _safe_indexing(y, prefix),
-            _safe_indexing(X, coded),
-            _safe_indexing(y, coded),
+        prefix_run.run.train(
+            _safe_indexing(X, prefix_run.prefix),
+            _safe_indexing(y, prefix_run.prefix),
+            _safe_indexing(X, prefix_run.coded),
+            _safe_indexing(y, prefix_run.coded),
+            max(1, math.ceil(fraction * prefix_run.budget)),
         )
     except Exception as error:  # noqa: BLE001 — reported as error_score says
         if isinstance(error_score, str) and error_score == "raise":
             raise
-        return None, time.perf_counter() - start, f"{type(error).__name__}: {error}"
-    return log_density.sum(axis=1), time.perf_counter() - start - scoring_seconds, None
+        prefix_run.error = f"{type(error).__name__}: {error}"
+    prefix_run.training_seconds += time.perf_counter() - start - (prefix_run.run.scoring_seconds - scored_before)
+    return prefix_run
 
 
 class BlockPrequentialSearchCV(BaseSearchCV):
@@ -196,6 +239,13 @@ class BlockPrequentialSearchCV(BaseSearchCV):
     n_orderings : int, default=1
         Random row orders whose criteria are averaged (orders ``random_state``,
         ``random_state + 1``, …): less variance, proportionally more compute.
+    successive_halving : bool, default=False
+        Train every candidate's prefixes to 1/8 of their epochs, keep the better half of the
+        candidates (by the best criterion reached so far), train those to 1/4, halve again, to
+        1/2, halve again, and train the rest to the end (continuing the networks, so a survivor's
+        curve is the one a single fit gives). The choice is the best (candidate, epoch) among
+        all epochs trained. Costs about 0.4 of the full search on a grid of 9–18 candidates;
+        a candidate whose criterion peaks late can be dropped early.
     random_state : int, default=0
         Seeds the row orders; every candidate codes the same blocks.
     refit : bool, default=True
@@ -214,9 +264,11 @@ class BlockPrequentialSearchCV(BaseSearchCV):
     cv_results_ : dict of arrays
         ``params``, ``param_<name>``, ``mean_test_score`` (the candidate's criterion at its best
         epoch, nats per coded row), ``std_test_score`` and ``split<i>_test_score`` (per block),
-        ``rank_test_score``, ``best_epoch``, ``mean_fit_time``, ``std_fit_time`` (per prefix fit).
+        ``rank_test_score``, ``best_epoch``, ``n_epochs_trained`` (fewer than the budget for the
+        candidates successive halving dropped), ``mean_fit_time``, ``std_fit_time`` (per prefix).
     criterion_curves_ : ndarray of shape (n_candidates, max_epochs)
-        Every candidate's criterion after every epoch (NaN past its budget or for failures).
+        Every candidate's criterion after every epoch (NaN past the epochs it trained, or for
+        failures).
     best_index_ : int
     best_epoch_ : int
         The chosen epoch, counting from 1.
@@ -259,6 +311,7 @@ class BlockPrequentialSearchCV(BaseSearchCV):
         "param_grid": [dict, list],
         "n_blocks": [Interval(Integral, 1, None, closed="left")],
         "n_orderings": [Interval(Integral, 1, None, closed="left")],
+        "successive_halving": ["boolean"],
         "random_state": [Interval(Integral, 0, None, closed="left")],
         "refit": ["boolean"],
         "n_jobs": [Integral, None],
@@ -274,6 +327,7 @@ class BlockPrequentialSearchCV(BaseSearchCV):
         *,
         n_blocks=3,
         n_orderings=1,
+        successive_halving=False,
         random_state=0,
         refit=True,
         n_jobs=None,
@@ -295,6 +349,7 @@ class BlockPrequentialSearchCV(BaseSearchCV):
         self.param_grid = param_grid
         self.n_blocks = n_blocks
         self.n_orderings = n_orderings
+        self.successive_halving = successive_halving
         self.random_state = random_state
 
     def fit(self, X, y):
@@ -320,14 +375,21 @@ class BlockPrequentialSearchCV(BaseSearchCV):
             for order in range(self.n_orderings)
             for prefix, coded in BlockPrequential(self.n_blocks, self.random_state + order).blocks(y, classifier)
         ]
-        outcomes = Parallel(n_jobs=self.n_jobs, verbose=self.verbose, pre_dispatch=self.pre_dispatch)(
-            delayed(_coded_curve)(self._candidate(params, untracked=True), X, y, prefix, coded, self.error_score)
-            for params in candidates
-            for prefix, coded in blocks
-        )
+        runs = [[_PrefixRun(self._candidate(p, untracked=True), *block) for block in blocks] for p in candidates]
+        parallel = Parallel(n_jobs=self.n_jobs, verbose=self.verbose, pre_dispatch=self.pre_dispatch)
+        alive = np.arange(len(candidates))
+        fractions = HALVING_STAGES if self.successive_halving else (1.0,)
+        for fraction in fractions:
+            tasks = [(c, b) for c in alive for b in range(len(blocks))]
+            advanced = parallel(delayed(_advance)(runs[c][b], X, y, fraction, self.error_score) for c, b in tasks)
+            for (c, b), prefix_run in zip(tasks, advanced):
+                runs[c][b] = prefix_run
+            if fraction < 1:  # keep the better half, by the best value each has reached so far
+                reached = [_best_so_far(runs[c]) for c in alive]
+                alive = alive[np.argsort(reached, kind="stable")[::-1][: math.ceil(len(alive) / 2)]]
+                alive = np.sort(alive)
         coded_sizes = np.array([len(coded) for _, coded in blocks])
-        per_candidate = [outcomes[i : i + len(blocks)] for i in range(0, len(outcomes), len(blocks))]
-        self._record_results(candidates, per_candidate, coded_sizes)
+        self._record_results(candidates, runs, coded_sizes)
         best = self.best_index_
         self.best_params_ = {**candidates[best], epochs_name: self.best_epoch_}
         if self.refit:
@@ -343,25 +405,26 @@ class BlockPrequentialSearchCV(BaseSearchCV):
         learner = clone(self.estimator).set_params(**{k: clone(v, safe=False) for k, v in params.items()})
         return without_bound_tracking(learner) if untracked else learner
 
-    def _record_results(self, candidates, per_candidate, coded_sizes):
+    def _record_results(self, candidates, runs, coded_sizes):
         n_candidates, n_splits = len(candidates), len(coded_sizes)
-        longest = max((len(c) for parts in per_candidate for c, _, _ in parts if c is not None), default=1)
+        longest = max(run.budget for prefix_runs in runs for run in prefix_runs)
         curves = np.full((n_candidates, longest), np.nan)
         split_scores = np.full((n_candidates, n_splits), np.nan)
-        fit_times = np.array([[seconds for _, seconds, _ in parts] for parts in per_candidate])
+        fit_times = np.array([[run.training_seconds for run in prefix_runs] for prefix_runs in runs])
+        trained = np.array([min(run.run.epochs for run in prefix_runs) for prefix_runs in runs])
         best_epochs = np.ma.masked_all(n_candidates, dtype=int)
         failures = []
-        for c, parts in enumerate(per_candidate):
-            errors = [error for _, _, error in parts if error is not None]
+        for c, prefix_runs in enumerate(runs):
+            errors = [run.error for run in prefix_runs if run.error is not None]
             if errors:
                 failures.append(f"{candidates[c]}: {errors[0]}")
                 continue
-            curve = sum(part for part, _, _ in parts) / coded_sizes.sum()
-            curve = np.where(np.isnan(curve), -np.inf, curve)
+            parts = [run.curve for run in prefix_runs]
+            curve = _criterion(prefix_runs, coded_sizes)
             curves[c, : len(curve)] = curve
             epoch = int(np.argmax(curve))
             best_epochs[c] = epoch + 1
-            split_scores[c] = [part[epoch] / size for (part, _, _), size in zip(parts, coded_sizes)]
+            split_scores[c] = [part[epoch] / size for part, size in zip(parts, coded_sizes)]
         if len(failures) == n_candidates:
             raise ValueError(f"Every candidate failed forward chaining; the first: {failures[0]}")
         if failures:
@@ -392,6 +455,7 @@ class BlockPrequentialSearchCV(BaseSearchCV):
             "std_test_score": spread,
             "rank_test_score": ranks,
             "best_epoch": best_epochs,
+            "n_epochs_trained": trained,
         }
         for i in range(n_splits):
             results[f"split{i}_test_score"] = split_scores[:, i]

@@ -1,5 +1,6 @@
 """Per-epoch held-out curves from one fit, and the forward-chaining search built on them."""
 
+import pickle
 import warnings
 
 import numpy as np
@@ -12,7 +13,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import PolynomialFeatures, StandardScaler
 
 from sklearn_ibvi import EntropySGDClassifier, EntropySGDRegressor, IBVIClassifier, IBVIRegressor
-from sklearn_ibvi._epoch_curves import epochwise_log_likelihood
+from sklearn_ibvi._epoch_curves import CALLBACK_NAME, EpochwiseRun, epochwise_log_likelihood
 from sklearn_ibvi._forward_chaining import without_bound_tracking
 from sklearn_ibvi.exceptions import TrainingDivergedError
 from sklearn_ibvi.model_selection import (
@@ -58,6 +59,27 @@ def test_epochwise_curve_equals_scoring_after_each_partial_fit(diabetes, make):
         np.testing.assert_array_equal(log_density[epoch], predictive_log_likelihood(reference, X[100:], y[100:]))
     np.testing.assert_array_equal(learner.predict(X), make().fit(X[:100], y[:100]).predict(X))
     assert learner.callbacks is None  # the recorder is removed, and with it the scored rows
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # IBVI after 5 epochs
+@pytest.mark.parametrize("make", [
+    lambda: make_pipeline(StandardScaler(), EntropySGDRegressor(hidden_layer_sizes=(8,), max_epochs=9, random_state=0)),
+    lambda: IBVIRegressor(hidden_layer_sizes=(8,), max_epochs=9, random_state=0, n_bound_samples=0),
+], ids=["entropy_sgd_pipeline", "ibvi"])
+def test_training_in_stages_follows_the_path_of_one_fit(diabetes, make):
+    """Stages of 2, 3 and 4 epochs (continued, as successive halving trains) give the curve and
+    the model of one 9-epoch fit, and between stages the learner pickles without the recorder."""
+    X, y = diabetes
+    single = EpochwiseRun(make(), predictive_log_likelihood).train(X[:100], y[:100], X[100:], y[100:], 9)
+    staged = EpochwiseRun(make(), predictive_log_likelihood)
+    for epochs in (2, 5, 9):
+        staged.train(X[:100], y[:100], X[100:], y[100:], epochs)
+        staged = pickle.loads(pickle.dumps(staged))
+    np.testing.assert_array_equal(np.vstack(staged.values), np.vstack(single.values))
+    np.testing.assert_array_equal(staged.learner.predict(X), single.learner.predict(X))
+    final = staged.learner[-1] if hasattr(staged.learner, "steps") else staged.learner
+    assert (final.max_epochs, final.warm_start, final.callbacks) == (9, False, None)
+    assert all(name != CALLBACK_NAME for name, _ in final.net_.callbacks_)
 
 
 def test_epochwise_curve_of_a_pipeline_scores_in_the_pipelines_input_space(iris):
@@ -176,3 +198,30 @@ def test_search_on_a_classifier_codes_every_class_and_delegates(iris):
     assert list(search.classes_) == [0, 1, 2]
     assert search.predict_proba(X).shape == (150, 3)
     assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
+
+
+def test_successive_halving_keeps_the_better_half_at_each_stage(diabetes):
+    """Reference: the full search's curves. Stages at 1, 2, 4 and 8 of 8 epochs; each stage keeps
+    the half of the candidates whose curve reached the highest value so far, and the choice is
+    the best (candidate, epoch) among those trained. A survivor's curve is its full curve."""
+    X, y = diabetes
+    make = lambda **kw: BlockPrequentialSearchCV(  # noqa: E731
+        EntropySGDRegressor(hidden_layer_sizes=(8,), max_epochs=8, batch_size=32, random_state=0),
+        {"prior_scale": [0.5, 1.0, 2.0], "noise_std": [0.5, 1.0]},
+        **kw,
+    )
+    full = make().fit(X, y).criterion_curves_
+    halved = make(successive_halving=True, n_jobs=2).fit(X, y)
+    alive = np.arange(6)
+    for epochs in (1, 2, 4):
+        reached = full[alive, :epochs].max(axis=1)
+        alive = np.sort(alive[np.argsort(-reached, kind="stable")[: int(np.ceil(len(alive) / 2))]])
+    trained = halved.cv_results_["n_epochs_trained"]
+    assert sorted(trained) == [1, 1, 1, 2, 4, 8]
+    assert trained[alive[0]] == 8
+    for c in range(6):
+        np.testing.assert_allclose(halved.criterion_curves_[c, : trained[c]], full[c, : trained[c]], rtol=1e-12)
+        assert np.all(np.isnan(halved.criterion_curves_[c, trained[c] :]))
+    masked = np.where(np.isnan(halved.criterion_curves_), -np.inf, halved.criterion_curves_)
+    best = np.unravel_index(np.argmax(masked), masked.shape)
+    assert (halved.best_index_, halved.best_epoch_) == (best[0], best[1] + 1)
