@@ -104,7 +104,9 @@ def test_bound_tracking_is_switched_off_per_family():
 
 
 def grid_search(**params):
+    """A full search (no halving) over one ordering unless ``params`` say otherwise."""
     estimator = EntropySGDRegressor(hidden_layer_sizes=(8,), max_epochs=6, batch_size=32, random_state=0)
+    params = {"n_orderings": 1, "successive_halving": False, **params}
     return BlockPrequentialSearchCV(estimator, {"prior_scale": [0.5, 2.0], "noise_std": [0.5, 1.0]}, **params)
 
 
@@ -144,7 +146,7 @@ def test_search_in_parallel_and_with_two_orderings(diabetes):
     serial = grid_search(n_orderings=2).fit(X, y)
     parallel = grid_search(n_orderings=2, n_jobs=2).fit(X, y)
     np.testing.assert_array_equal(serial.criterion_curves_, parallel.criterion_curves_)
-    assert serial.n_splits_ == 6
+    assert serial.n_splits_ == 4  # n_blocks=2 × 2 orderings
     one = [grid_search(random_state=r).fit(X, y).criterion_curves_ for r in (0, 1)]
     np.testing.assert_allclose(serial.criterion_curves_, (one[0] + one[1]) / 2, rtol=1e-12)
 
@@ -164,13 +166,13 @@ def test_search_reports_a_diverging_candidate_and_keeps_the_others(diabetes):
     X, y = diabetes
     estimator = EntropySGDRegressor(hidden_layer_sizes=(8,), max_epochs=3, random_state=0)
     grid = {"lr": [0.01, 1e4]}
-    with pytest.warns(FitFailedWarning, match="TrainingDivergedError"):
-        search = BlockPrequentialSearchCV(estimator, grid).fit(X, y)
+    with pytest.warns(FitFailedWarning, match="TrainingDivergedError"):  # it diverges in epoch 2
+        search = BlockPrequentialSearchCV(estimator, grid, successive_halving=False).fit(X, y)
     assert np.isnan(search.cv_results_["mean_test_score"][1])
     assert list(search.cv_results_["rank_test_score"]) == [1, 2]
     assert search.best_params_["lr"] == 0.01
     with pytest.raises(TrainingDivergedError):
-        BlockPrequentialSearchCV(estimator, grid, error_score="raise").fit(X, y)
+        BlockPrequentialSearchCV(estimator, grid, error_score="raise", successive_halving=False).fit(X, y)
     with pytest.raises(ValueError, match="Every candidate failed"), warnings.catch_warnings():
         warnings.simplefilter("ignore", FitFailedWarning)
         BlockPrequentialSearchCV(estimator, {"lr": [1e4]}).fit(X, y)
@@ -210,8 +212,8 @@ def test_successive_halving_keeps_the_better_half_at_each_stage(diabetes):
         {"prior_scale": [0.5, 1.0, 2.0], "noise_std": [0.5, 1.0]},
         **kw,
     )
-    full = make().fit(X, y).criterion_curves_
-    halved = make(successive_halving=True, n_jobs=2).fit(X, y)
+    full = make(successive_halving=False).fit(X, y).criterion_curves_
+    halved = make(n_jobs=2).fit(X, y)  # the defaults: halving, 2 blocks, 2 orderings
     alive = np.arange(6)
     for epochs in (1, 2, 4):
         reached = full[alive, :epochs].max(axis=1)

@@ -202,27 +202,25 @@ def select(result):
     cost = sum(r["seconds"]["full_fit_with_bound"] * (s + 1) / epochs for r, (_, s) in zip(rows, stops))
     choices[f"bound + patience {PATIENCE}"] = (c, stops[c][0], cost)
     n_orderings = len(rows[0]["blocks"])
-    variants = [(k, [0], None) for k in (3, 2, 1)] + [(3, [0], PATIENCE)]
+    both = list(range(n_orderings))
+    variants = [(k, [0], None) for k in (3, 2, 1)] + [(3, [0], "patience"), (3, [0], "halving")]
     if n_orderings > 1:
-        variants += [(3, list(range(n_orderings)), None), (2, list(range(n_orderings)), None)]
-    for k, orderings, patience in variants:
+        variants += [(k, both, rule) for k in (3, 2, 1) for rule in (None, "halving")]
+    for k, orderings, rule in variants:
         curves = np.array([block_curve(r, k, orderings) for r in rows])
+        seconds = np.array([block_seconds(r, k, orderings) for r in rows])
         label = f"block prequential K={k}" + (f", {len(orderings)} orderings" if len(orderings) > 1 else "")
-        if patience is None:
-            seconds = sum(block_seconds(r, k, orderings) for r in rows)
-            choices[label] = (*argmax2(curves), seconds + refit)
-        else:
-            stops = [base.patience_stop(curve, patience) for curve in curves]
+        if rule is None:
+            choices[label] = (*argmax2(curves), seconds.sum() + refit)
+        elif rule == "patience":
+            stops = [base.patience_stop(curve, PATIENCE) for curve in curves]
             c = int(np.argmax([curves[i][kept] for i, (kept, _) in enumerate(stops)]))
-            seconds = sum(block_seconds(r, k, orderings) * (s + 1) / epochs for r, (_, s) in zip(rows, stops))
-            choices[label + f", patience {patience}"] = (c, stops[c][0], seconds + refit)
+            cost = sum(s * (stop + 1) / epochs for s, (_, stop) in zip(seconds, stops))
+            choices[label + f", patience {PATIENCE}"] = (c, stops[c][0], cost + refit)
+        else:
+            c, e, fraction = halving(curves)
+            choices[label + ", successive halving"] = (c, e, float(seconds @ fraction) + refit)
     curves = np.array([block_curve(r, 3, [0]) for r in rows])
-    c, e, fraction = halving(curves)
-    choices["block prequential K=3, successive halving"] = (
-        c,
-        e,
-        sum(block_seconds(r, 3, [0]) * f for r, f in zip(rows, fraction)) + refit,
-    )
     c = int(np.argmax(curves.max(axis=1)))
     choices["block prequential K=3, extrapolated epoch"] = (
         c,
@@ -279,11 +277,65 @@ def stopping_ratios(result):
 # -- report --------------------------------------------------------------------------------------
 
 
-def write_report(results, commands, minutes, path):
+#: The splits on which the variants were compared before one was chosen as the default; later
+#: splits (and IBVI, on which no variant was chosen) confirm or refute that choice.
+EXPLORATION_SEEDS = {0, 1, 2, 3}
+
+
+def groups_of(results):
+    """Report groups: per family, the exploration splits and the confirmation splits."""
+    groups = {}
+    for label, result in results.items():
+        family = "IBVI" if result.get("family") == "ibvi" else "entropy-SGD"
+        stage = "exploration" if result["seed"] in EXPLORATION_SEEDS and family == "entropy-SGD" else "confirmation"
+        groups.setdefault(f"{family}, {stage} splits", []).append(label)
+    return dict(sorted(groups.items()))
+
+
+def summary_table(labels, summaries, selectors):
+    lines = [
+        "| selector | mean regret | mean regret / CV's | median × CV compute | paired: ≤ CV + 0.005 |",
+        "|---|---|---|---|---|",
+    ]
+    cv = np.array([summaries[label]["5-fold CV"]["regret"] for label in labels])
+    for selector in selectors:
+        regret = np.array([summaries[label][selector]["regret"] for label in labels])
+        compute = np.median([summaries[label][selector]["compute_vs_cv"] for label in labels])
+        ratio = f"{regret.mean() / cv.mean():.2f}" if cv.mean() > 1e-9 else "—"
+        lines.append(
+            f"| {selector} | {regret.mean():.4f} | {ratio} | {compute:.2f} | {int(np.sum(regret <= cv + 0.005))}/{len(regret)} |"
+        )
+    return lines
+
+
+def per_dataset_table(labels, results, summaries, selectors):
+    datasets = list(dict.fromkeys(results[label]["dataset"] for label in labels))
+    lines = ["| selector | " + " | ".join(datasets) + " |", "|---" * (len(datasets) + 1) + "|"]
+    for selector in selectors:
+        cells = []
+        for d in datasets:
+            own = [summaries[label][selector] for label in labels if results[label]["dataset"] == d]
+            cells.append(f"{np.mean([o['regret'] for o in own]):.4f} (×{np.median([o['compute_vs_cv'] for o in own]):.2f})")
+        lines.append(f"| {selector} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def stopping_table(labels, results):
+    datasets = list(dict.fromkeys(results[label]["dataset"] for label in labels))
+    ratios = {label: stopping_ratios(results[label]) for label in labels}
+    lines = ["| rule | " + " | ".join(datasets) + " |", "|---" * (len(datasets) + 1) + "|"]
+    for rule in ratios[labels[0]]:
+        cells = []
+        for d in datasets:
+            values = np.concatenate([ratios[label][rule] for label in labels if results[label]["dataset"] == d])
+            cells.append(f"{np.median(values):.2f} ({np.mean(np.abs(values - 1) <= 0.25):.0%})")
+        lines.append(f"| {rule} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def write_report(results, commands, minutes, notes, path):
     summaries = {label: select(r) for label, r in results.items()}
-    datasets = list(dict.fromkeys(r["dataset"] for r in results.values()))
     seeds = sorted({r["seed"] for r in results.values()})
-    selectors = [s for s in next(iter(summaries.values())) if all(s in v for v in summaries.values())]
     lines = [
         "# Forward chaining across repeated splits",
         "",
@@ -295,71 +347,53 @@ def write_report(results, commands, minutes, path):
         f"python {platform.python_version()}, torch {torch.__version__}, scikit-learn {sklearn.__version__}, "
         f"sklearn_ibvi {sklearn_ibvi.__version__}. Sum of the processes' wall times {minutes:.1f} min.",
         "",
-        f"**Setup.** As the first study (`results.md`): entropy-SGD, the base grid, {base.EPOCHS} epochs, batch "
-        f"{base.BATCH_SIZE}, the estimators' default lr, one chain, control variate, stochastic entropy for the "
-        f"full-data fits (bound and test curves), bound tracking off for CV folds and prefixes. Splits: "
-        f"train/test random_state ∈ {seeds} (same train sizes as the first study), CV folds and block orderings "
-        "seeded per split. Each selector chooses (configuration, epoch) from training rows; its choice is scored "
-        "by the test NLL of the full-data fit at that point; regret is against the best test NLL on the grid. "
-        "Compute: single-thread training seconds (held-out scoring excluded) including one refit on all rows "
-        "(≈ 5/4 of a fold fit) for every selector but the bound; × CV = over 5-fold CV's seconds on the same split.",
+        f"**Setup.** As the first study (`results.md`): the base grid, {base.EPOCHS} epochs, batch "
+        f"{base.BATCH_SIZE}, the estimators' default lr; entropy-SGD with one chain, control variate and "
+        "stochastic entropy for the full-data fits (bound and test curves); IBVI at its defaults (its bound is the "
+        "ELBO; no Laplace baseline); bound tracking off for CV folds and prefixes. Splits: train/test "
+        f"random_state ∈ {seeds} (same train sizes as the first study), CV folds and block orderings seeded per "
+        "split. Each selector chooses (configuration, epoch) from training rows; its choice is scored by the test "
+        "NLL of the full-data fit at that point; regret is against the best test NLL on the grid. Compute: "
+        "single-thread training seconds (held-out scoring excluded) including one refit on all rows (≈ 5/4 of a "
+        "fold fit) for every selector but the bound; × CV = over 5-fold CV's seconds on the same split. "
+        "Forward-chaining variants: K = blocks used (3: n/8→n/4→n/2→n; 2: the last two; 1: the last, a half/half "
+        "split); orderings averaged; patience 10 on the summed curve; successive halving over epochs (stages at "
+        "1/8, 1/4, 1/2, 1 of the epochs, the better half of the candidates kept after each); the stopping epoch "
+        "extrapolated to n rows from each prefix's own optimum (log-linear in the prefix size); screening by K = 3 "
+        "and 5-fold CV over the top 3.",
         "",
-        "## Summary over every data set and split",
+        f"Exploration splits: {sorted(EXPLORATION_SEEDS)} (entropy-SGD); the variants were compared there and one "
+        "was chosen as the default of `BlockPrequentialSearchCV` before the confirmation splits were run.",
         "",
-        f"{len(results)} (data set, split) cases. Mean regret / CV's: ratio of the mean regrets. Paired: cases where "
-        "the selector's regret is at most CV's + 0.005 nats.",
-        "",
-        "| selector | mean regret | mean regret / CV's | median × CV compute | paired: ≤ CV + 0.005 |",
-        "|---|---|---|---|---|",
+        *[line for note in notes for line in (note, "")],
     ]
-    cv = np.array([s["5-fold CV"]["regret"] for s in summaries.values()])
-    for selector in selectors:
-        if selector == "test oracle":
-            continue
-        regret = np.array([s[selector]["regret"] for s in summaries.values()])
-        compute = np.median([s[selector]["compute_vs_cv"] for s in summaries.values()])
-        lines.append(
-            f"| {selector} | {regret.mean():.4f} | {regret.mean() / cv.mean() if cv.mean() > 1e-9 else float('nan'):.2f} | {compute:.2f} | "
-            f"{int(np.sum(regret <= cv + 0.005))}/{len(regret)} |"
-        )
-    lines += ["", "## Per data set: mean regret over the splits (× CV compute, median)", ""]
-    lines += ["| selector | " + " | ".join(datasets) + " |", "|---" * (len(datasets) + 1) + "|"]
-    for selector in selectors:
-        cells = []
-        for d in datasets:
-            own = [s[selector] for label, s in summaries.items() if results[label]["dataset"] == d]
-            cells.append(
-                f"{np.mean([o['regret'] for o in own]):.4f} (×{np.median([o['compute_vs_cv'] for o in own]):.2f})"
-            )
-        lines.append(f"| {selector} | " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        "## Where each rule stops, relative to the test-optimal epoch",
-        "",
-        "Per configuration and split: the criterion's peak epoch / the epoch of lowest test NLL (targets: within "
-        "±25 %). Median ratio and share within ±25 %, per data set.",
-        "",
-    ]
-    rules = list(stopping_ratios(next(iter(results.values()))))
-    lines += ["| rule | " + " | ".join(datasets) + " |", "|---" * (len(datasets) + 1) + "|"]
-    ratios = {label: stopping_ratios(r) for label, r in results.items()}
-    for rule in rules:
-        cells = []
-        for d in datasets:
-            values = np.concatenate([ratios[label][rule] for label in results if results[label]["dataset"] == d])
-            cells.append(f"{np.median(values):.2f} ({np.mean(np.abs(values - 1) <= 0.25):.0%})")
-        lines.append(f"| {rule} | " + " | ".join(cells) + " |")
-    lines += ["", "## Every case", ""]
-    lines += ["| data set | split | " + " | ".join(s for s in selectors) + " |", "|---" * (len(selectors) + 2) + "|"]
+    selectors = [s for s in next(iter(summaries.values())) if s != "test oracle" and all(s in v for v in summaries.values())]
+    for group, labels in groups_of(results).items():
+        lines += [
+            f"## {group}: summary",
+            "",
+            f"{len(labels)} (data set, split) cases. Mean regret / CV's: ratio of the mean regrets. Paired: cases "
+            "where the selector's regret is at most CV's + 0.005 nats.",
+            "",
+            *summary_table(labels, summaries, [s for s in selectors if all(s in summaries[label] for label in labels)]),
+            "",
+            f"### {group}: mean regret per data set (× CV compute, median)",
+            "",
+            *per_dataset_table(labels, results, summaries, selectors),
+            "",
+            f"### {group}: where each rule stops",
+            "",
+            "Per configuration and split: the criterion's peak epoch / the epoch of lowest test NLL (targets: within "
+            "±25 %). Median ratio (share within ±25 %).",
+            "",
+            *stopping_table(labels, results),
+            "",
+        ]
+    lines += ["## Every case", "", "Cells: regret @ chosen epoch.", ""]
+    lines += ["| case | " + " | ".join(selectors) + " |", "|---" * (len(selectors) + 1) + "|"]
     for label, s in summaries.items():
-        r = results[label]
-        lines.append(
-            f"| {r['dataset']} | {r['seed']} | "
-            + " | ".join(f"{s[k]['regret']:.3f} @{s[k]['epoch']}" for k in selectors)
-            + " |"
-        )
-    lines += ["", "Cells: regret @ chosen epoch (oracle: its test-optimal epoch, regret 0).", ""]
-    path.write_text("\n".join(lines))
+        lines.append(f"| {label} | " + " | ".join(f"{s[k]['regret']:.3f} @{s[k]['epoch']}" for k in selectors) + " |")
+    path.write_text("\n".join(lines + [""]))
     return summaries
 
 
@@ -373,6 +407,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="tiny smoke test (not for reporting)")
     parser.add_argument("--out", default=str(HERE))
     parser.add_argument("--merge", nargs="*", default=[], help="repeated_splits.json files to combine and report")
+    parser.add_argument("--note", action="append", default=[], help="a paragraph for the report (kept in the JSON)")
     args = parser.parse_args(argv)
     argv = sys.argv[1:] if argv is None else argv
     torch.set_num_threads(1)
@@ -380,12 +415,13 @@ def main(argv=None):
     out = Path(args.out)
     command = shlex.join(["python", "benchmarks/model_selection/repeated_splits.py", *argv])
     if args.merge:
-        results, commands, minutes = {}, [], 0.0
+        results, commands, minutes, notes = {}, [], 0.0, []
         for part in args.merge:
             saved = json.loads(Path(part).read_text())
             results.update(saved["results"])
-            commands += saved["commands"]
+            commands += [c for c in saved["commands"] if c not in commands]
             minutes += saved["minutes"]
+            notes += [n for n in saved.get("notes", []) if n not in notes]
         commands.append(command)
     else:
         if args.quick:
@@ -399,11 +435,12 @@ def main(argv=None):
                 label = f"{name} / split {seed}" + (" (IBVI)" if args.family == "ibvi" else "")
                 results[label] = study_split(name, data[name], seed, args.orderings, not args.no_laplace, args.family)
                 print(f"{name} split {seed}: {time.perf_counter() - t0:.0f}s", flush=True)
-        commands, minutes = [command], (time.perf_counter() - started) / 60
+        commands, minutes, notes = [command], (time.perf_counter() - started) / 60, []
     out.mkdir(parents=True, exist_ok=True)
-    saved = dict(results=results, commands=commands, minutes=minutes)
+    notes += [n for n in args.note if n not in notes]
+    saved = dict(results=results, commands=commands, minutes=minutes, notes=notes)
     (out / "repeated_splits.json").write_text(json.dumps(base.rounded(saved)))
-    summaries = write_report(results, commands, minutes, out / "repeated_splits.md")
+    summaries = write_report(results, commands, minutes, notes, out / "repeated_splits.md")
     for label, summary in summaries.items():
         print(label, {k: round(v["regret"], 3) for k, v in summary.items()}, flush=True)
 
