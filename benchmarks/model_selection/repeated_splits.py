@@ -262,15 +262,16 @@ def stopping_ratios(result):
     n_orderings = len(rows[0]["blocks"])
     if n_orderings > 1:
         out[f"block prequential K=3, {n_orderings} orderings"] = []
+        out[f"block prequential K=2, {n_orderings} orderings"] = []
     for r in rows:
         optimum = int(np.argmin(r["test_nll"])) + 1
         out["5-fold CV"].append((int(np.argmax(r["cv"])) + 1) / optimum)
         out["bound"].append((int(np.argmax(r["bound"])) + 1) / optimum)
         out["block prequential K=3"].append((int(np.argmax(block_curve(r, 3, [0]))) + 1) / optimum)
         out["block prequential K=3, extrapolated epoch"].append((extrapolated_epoch(r, [0], epochs) + 1) / optimum)
-        if n_orderings > 1:
-            curve = block_curve(r, 3, list(range(n_orderings)))
-            out[f"block prequential K=3, {n_orderings} orderings"].append((int(np.argmax(curve)) + 1) / optimum)
+        for k in (3, 2) if n_orderings > 1 else ():
+            curve = block_curve(r, k, list(range(n_orderings)))
+            out[f"block prequential K={k}, {n_orderings} orderings"].append((int(np.argmax(curve)) + 1) / optimum)
     return out
 
 
@@ -330,6 +331,16 @@ def stopping_table(labels, results):
             values = np.concatenate([ratios[label][rule] for label in labels if results[label]["dataset"] == d])
             cells.append(f"{np.median(values):.2f} ({np.mean(np.abs(values - 1) <= 0.25):.0%})")
         lines.append(f"| {rule} | " + " | ".join(cells) + " |")
+    cells = []
+    for d in datasets:
+        optima = [
+            (int(np.argmin(r["test_nll"])) + 1) / len(r["test_nll"])
+            for label in labels
+            if results[label]["dataset"] == d
+            for r in results[label]["configs"]
+        ]
+        cells.append(f"{np.median(optima) * len(results[labels[0]]['configs'][0]['test_nll']):.0f} ({np.mean(np.array(optima) > 0.9):.0%})")
+    lines.append("| *test-optimal epoch: median (share in the last 10 % of the budget)* | " + " | ".join(cells) + " |")
     return lines
 
 
