@@ -389,9 +389,8 @@ class BlockPrequentialSearchCV(BaseSearchCV):
             for (c, b), prefix_run in zip(tasks, advanced):
                 runs[c][b] = prefix_run
             if fraction < 1:  # keep the better half, by the best value each has reached so far
-                reached = [_best_so_far(runs[c]) for c in alive]
-                alive = alive[np.argsort(reached, kind="stable")[::-1][: math.ceil(len(alive) / 2)]]
-                alive = np.sort(alive)
+                reached = np.array([_best_so_far(runs[c]) for c in alive])
+                alive = np.sort(alive[np.argsort(-reached, kind="stable")[: math.ceil(len(alive) / 2)]])
         coded_sizes = np.array([len(coded) for _, coded in blocks])
         self._record_results(candidates, runs, coded_sizes)
         best = self.best_index_
@@ -440,7 +439,7 @@ class BlockPrequentialSearchCV(BaseSearchCV):
             )
         failed = np.ma.getmaskarray(best_epochs)
         scores = np.max(np.where(np.isnan(curves), -np.inf, curves), axis=1)
-        if failed.any():  # then error_score is a number: 'raise' raised in _coded_curve
+        if failed.any():  # then error_score is a number: 'raise' raised in _advance
             scores[failed] = self.error_score
         ranking = np.where(np.isfinite(scores), scores, -np.inf)
         order = np.argsort(-ranking, kind="stable")
