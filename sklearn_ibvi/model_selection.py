@@ -25,12 +25,14 @@ Three criteria rank fitted configurations without held-out data. Each is an esti
     :class:`~sklearn_ibvi.BoundEarlyStopping`). It costs ``1 − 2^{-K}`` of a fit.
 
 How well each selects, measured against 5-fold cross-validation on four data sets, is in the
-model-selection study (``benchmarks/model_selection/results.md``, summarised in the user guide
-page "Selecting models without a validation set"). In short: block prequential had 1.4× CV's
-mean test-NLL regret at 0.44× its compute, the one-pass prequential 12×, the bound 24× — hence
-the default of :func:`make_bound_scorer`.
+model-selection studies (``benchmarks/model_selection/results.md`` and
+``repeated_splits.md``, summarised in the user guide page "Selecting models without a
+validation set"). In short: forward chaining is the only one near CV (the bound had 19–31×
+CV's mean test-NLL regret, the one-pass prequential 12×) — hence the default of
+:func:`make_bound_scorer` — and :class:`~sklearn_ibvi.model_selection.BlockPrequentialSearchCV` runs it at the lowest cost:
+it chooses the configuration and the stopping epoch and refits once.
 
-Use any of them with :class:`~sklearn.model_selection.GridSearchCV` and the all-data splitter::
+Use any criterion with :class:`~sklearn.model_selection.GridSearchCV` and the all-data splitter::
 
     GridSearchCV(estimator, grid, scoring=make_bound_scorer(), cv=TrainOnlySplit())
 
@@ -278,9 +280,10 @@ def make_bound_scorer(criterion="block_prequential", *, n_blocks=3, random_state
     ----------
     criterion : {'block_prequential', 'bound', 'prequential'}, default='block_prequential'
         What the scorer returns, in nats per sample (module docstring has the details). The
-        default is the criterion that selected best in the model-selection study (mean test-NLL
-        regret 1.4× 5-fold CV's at 0.44× its compute; the bound: 24×, the one-pass prequential:
-        12×):
+        default is the criterion that selected best in the model-selection studies (the first
+        study's mean test-NLL regret: 1.4× 5-fold CV's; the bound: 24×, the one-pass
+        prequential: 12×). To choose stopping epochs too, and for less compute, use
+        :class:`~sklearn_ibvi.model_selection.BlockPrequentialSearchCV`:
 
         - ``'bound'``: ``estimator.score(X, y)``, the estimator's lower-bound estimate of
           ``log p(y | X)`` per sample (same as :func:`bound_scorer`);
