@@ -19,12 +19,14 @@ the compute ratios compare like with like. Run (single thread)::
 
     python benchmarks/model_selection/repeated_splits.py --split-seeds 0,1 --out /tmp/rsA
     python benchmarks/model_selection/repeated_splits.py --split-seeds 2,3 --out /tmp/rsB
-    python benchmarks/model_selection/repeated_splits.py --merge /tmp/rsA/repeated_splits.json /tmp/rsB/repeated_splits.json
+    python benchmarks/model_selection/repeated_splits.py --merge /tmp/rsA/repeated_splits.json.gz /tmp/rsB/repeated_splits.json.gz
 
-writes ``repeated_splits.md`` and ``repeated_splits.json`` beside this file (``--merge``).
+writes ``repeated_splits.md`` and ``repeated_splits.json.gz`` beside this file (``--merge``;
+``--merge repeated_splits.json.gz`` alone re-writes the report from the saved curves).
 """
 
 import argparse
+import gzip
 import json
 import math
 import platform
@@ -368,7 +370,7 @@ def write_report(results, commands, minutes, notes, path):
         + "; ".join(f"`{c}`" for c in commands)
         + ".",
         "",
-        f"Machine: {platform.machine()}, 1 torch thread per process (two processes at once on a 2-core machine); "
+        f"Machine: {platform.machine()}, 1 torch thread per process (two or three processes at once on a 2-core machine: times are noisy, ratios within a process less so); "
         f"python {platform.python_version()}, torch {torch.__version__}, scikit-learn {sklearn.__version__}, "
         f"sklearn_ibvi {sklearn_ibvi.__version__}. Sum of the processes' wall times {minutes:.1f} min.",
         "",
@@ -395,8 +397,11 @@ def write_report(results, commands, minutes, notes, path):
     selectors = [s for s in next(iter(summaries.values())) if s != "test oracle" and all(s in v for v in summaries.values())]
     groups = groups_of(results)
     esgd = [label for label in results if results[label].get("family") != "ibvi"]
+    confirmation = [label for group, labels in groups.items() if "confirmation" in group for label in labels]
     if len(groups) > 1 and esgd:
         groups["entropy-SGD, every split (exploration included: flatters the variants chosen there)"] = esgd
+    if len({results[label].get("family") for label in confirmation}) > 1:
+        groups = {"Both families, confirmation splits": confirmation, **groups}
     for group, labels in groups.items():
         lines += [
             f"## {group}: summary",
@@ -426,6 +431,27 @@ def write_report(results, commands, minutes, notes, path):
     return summaries
 
 
+def significant(value, digits=6):
+    """JSON-ready copy with floats to ``digits`` significant digits (the curves are most of it)."""
+    if isinstance(value, float):
+        return float(f"{value:.{digits}g}") if math.isfinite(value) else value
+    if isinstance(value, dict):
+        return {k: significant(v, digits) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [significant(v, digits) for v in value]
+    return value
+
+
+def save(saved, path):
+    """Gzipped compact JSON (the per-epoch curves of every block make the plain file ~10 MB)."""
+    path.write_bytes(gzip.compress(json.dumps(significant(saved), separators=(",", ":")).encode(), 9))
+
+
+def load(path):
+    data = Path(path).read_bytes()
+    return json.loads(gzip.decompress(data) if str(path).endswith(".gz") else data)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split-seeds", default="0")
@@ -435,7 +461,7 @@ def main(argv=None):
     parser.add_argument("--no-laplace", action="store_true")
     parser.add_argument("--quick", action="store_true", help="tiny smoke test (not for reporting)")
     parser.add_argument("--out", default=str(HERE))
-    parser.add_argument("--merge", nargs="*", default=[], help="repeated_splits.json files to combine and report")
+    parser.add_argument("--merge", nargs="*", default=[], help="repeated_splits.json(.gz) files to combine and report")
     parser.add_argument("--note", action="append", default=[], help="a paragraph for the report (kept in the JSON)")
     args = parser.parse_args(argv)
     argv = sys.argv[1:] if argv is None else argv
@@ -446,7 +472,7 @@ def main(argv=None):
     if args.merge:
         results, commands, minutes, notes = {}, [], 0.0, []
         for part in args.merge:
-            saved = json.loads(Path(part).read_text())
+            saved = load(part)
             results.update(saved["results"])
             commands += [c for c in saved["commands"] if c not in commands]
             minutes += saved["minutes"]
@@ -467,9 +493,9 @@ def main(argv=None):
         commands, minutes, notes = [command], (time.perf_counter() - started) / 60, []
     out.mkdir(parents=True, exist_ok=True)
     notes += [n for n in args.note if n not in notes]
-    saved = dict(results=results, commands=commands, minutes=minutes, notes=notes)
-    (out / "repeated_splits.json").write_text(json.dumps(base.rounded(saved)))
-    summaries = write_report(results, commands, minutes, notes, out / "repeated_splits.md")
+    save(dict(results=results, commands=commands, minutes=minutes, notes=notes), out / "repeated_splits.json.gz")
+    saved = load(out / "repeated_splits.json.gz")  # report what was saved, rounding included
+    summaries = write_report(saved["results"], commands, minutes, notes, out / "repeated_splits.md")
     for label, summary in summaries.items():
         print(label, {k: round(v["regret"], 3) for k, v in summary.items()}, flush=True)
 
