@@ -16,6 +16,7 @@ from sklearn.preprocessing import PolynomialFeatures, StandardScaler
 
 from sklearn_ibvi import BoundEarlyStopping, EntropySGDClassifier, EntropySGDRegressor
 from sklearn_ibvi.model_selection import (
+    BlockPrequentialSearchCV,
     ScreenedGridSearchCV,
     TrainOnlySplit,
     block_prequential_log_likelihood,
@@ -214,9 +215,22 @@ def test_grid_search_on_a_dask_cluster_matches_serial(iris, serial):
         assert set(client.run(torch.get_num_threads).values()) == {1}
         with parallel_backend("dask"):
             distributed_search = bound_search(n_jobs=-1).fit(X, y)
+            # staged prefix runs (successive halving) travel to the workers and back
+            distributed_chaining = forward_chaining_search(n_jobs=-1).fit(X, y)
     assert distributed_search.best_params_ == serial.best_params_
     np.testing.assert_allclose(
         distributed_search.cv_results_["mean_test_score"], serial.cv_results_["mean_test_score"], rtol=1e-6
+    )
+    serial_chaining = forward_chaining_search(n_jobs=None).fit(X, y)
+    np.testing.assert_array_equal(distributed_chaining.criterion_curves_, serial_chaining.criterion_curves_)
+    assert distributed_chaining.best_params_ == serial_chaining.best_params_
+
+
+def forward_chaining_search(n_jobs):
+    return BlockPrequentialSearchCV(
+        EntropySGDClassifier(max_epochs=8, batch_size=30, random_state=0),
+        {"hidden_layer_sizes": [(2,), (16,)], "prior_scale": [0.5, 2.0]},
+        n_jobs=n_jobs,
     )
 
 
