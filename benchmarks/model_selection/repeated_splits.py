@@ -204,10 +204,10 @@ def select(result):
     cost = sum(r["seconds"]["full_fit_with_bound"] * (s + 1) / epochs for r, (_, s) in zip(rows, stops))
     choices[f"bound + patience {PATIENCE}"] = (c, stops[c][0], cost)
     n_orderings = len(rows[0]["blocks"])
-    both = list(range(n_orderings))
     variants = [(k, [0], None) for k in (3, 2, 1)] + [(3, [0], "patience"), (3, [0], "halving")]
-    if n_orderings > 1:
-        variants += [(k, both, rule) for k in (3, 2, 1) for rule in (None, "halving")]
+    for count in sorted({2, n_orderings}):
+        if n_orderings >= count > 1:
+            variants += [(k, list(range(count)), rule) for k in (3, 2, 1) for rule in (None, "halving")]
     for k, orderings, rule in variants:
         curves = np.array([block_curve(r, k, orderings) for r in rows])
         seconds = np.array([block_seconds(r, k, orderings) for r in rows])
@@ -262,9 +262,9 @@ def stopping_ratios(result):
     epochs = len(rows[0]["test_nll"])
     out = {"5-fold CV": [], "bound": [], "block prequential K=3": [], "block prequential K=3, extrapolated epoch": []}
     n_orderings = len(rows[0]["blocks"])
-    if n_orderings > 1:
-        out[f"block prequential K=3, {n_orderings} orderings"] = []
-        out[f"block prequential K=2, {n_orderings} orderings"] = []
+    if n_orderings > 1:  # the first two orderings, so that runs with more stay comparable
+        out["block prequential K=3, 2 orderings"] = []
+        out["block prequential K=2, 2 orderings"] = []
     for r in rows:
         optimum = int(np.argmin(r["test_nll"])) + 1
         out["5-fold CV"].append((int(np.argmax(r["cv"])) + 1) / optimum)
@@ -272,8 +272,8 @@ def stopping_ratios(result):
         out["block prequential K=3"].append((int(np.argmax(block_curve(r, 3, [0]))) + 1) / optimum)
         out["block prequential K=3, extrapolated epoch"].append((extrapolated_epoch(r, [0], epochs) + 1) / optimum)
         for k in (3, 2) if n_orderings > 1 else ():
-            curve = block_curve(r, k, list(range(n_orderings)))
-            out[f"block prequential K={k}, {n_orderings} orderings"].append((int(np.argmax(curve)) + 1) / optimum)
+            curve = block_curve(r, k, [0, 1])
+            out[f"block prequential K={k}, 2 orderings"].append((int(np.argmax(curve)) + 1) / optimum)
     return out
 
 
@@ -394,7 +394,7 @@ def write_report(results, commands, minutes, notes, path):
         "",
         *[line for note in notes for line in (note, "")],
     ]
-    selectors = [s for s in next(iter(summaries.values())) if s != "test oracle" and all(s in v for v in summaries.values())]
+    selectors = [s for s in dict.fromkeys(k for v in summaries.values() for k in v) if s != "test oracle"]
     groups = groups_of(results)
     esgd = [label for label in results if results[label].get("family") != "ibvi"]
     confirmation = [label for group, labels in groups.items() if "confirmation" in group for label in labels]
@@ -403,17 +403,18 @@ def write_report(results, commands, minutes, notes, path):
     if len({results[label].get("family") for label in confirmation}) > 1:
         groups = {"Both families, confirmation splits": confirmation, **groups}
     for group, labels in groups.items():
+        present = [s for s in selectors if all(s in summaries[label] for label in labels)]
         lines += [
             f"## {group}: summary",
             "",
             f"{len(labels)} (data set, split) cases. Mean regret / CV's: ratio of the mean regrets. Paired: cases "
             "where the selector's regret is at most CV's + 0.005 nats.",
             "",
-            *summary_table(labels, summaries, [s for s in selectors if all(s in summaries[label] for label in labels)]),
+            *summary_table(labels, summaries, present),
             "",
             f"### {group}: mean regret per data set (× CV compute, median)",
             "",
-            *per_dataset_table(labels, results, summaries, selectors),
+            *per_dataset_table(labels, results, summaries, present),
             "",
             f"### {group}: where each rule stops",
             "",
@@ -426,7 +427,8 @@ def write_report(results, commands, minutes, notes, path):
     lines += ["## Every case", "", "Cells: regret @ chosen epoch.", ""]
     lines += ["| case | " + " | ".join(selectors) + " |", "|---" * (len(selectors) + 1) + "|"]
     for label, s in summaries.items():
-        lines.append(f"| {label} | " + " | ".join(f"{s[k]['regret']:.3f} @{s[k]['epoch']}" for k in selectors) + " |")
+        cells = [f"{s[k]['regret']:.3f} @{s[k]['epoch']}" if k in s else "—" for k in selectors]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     path.write_text("\n".join(lines + [""]))
     return summaries
 
