@@ -130,12 +130,13 @@ class BayesianNetEstimator(BaseEstimator):
     #: ``partial_fit``): the training schedule, which the continuation applies, and what is read
     #: only at prediction time. A change of any other parameter is refused: the continued network
     #: could not honour it. ``random_state`` is ignored by a continuation, which keeps its stream.
-    #: Parameter values that switch the per-epoch bound off (fits judged on held-out rows).
-    _untracked_params = {}
-
     _continuable_params = frozenset(
         {"lr", "max_epochs", "batch_size", "verbose", "warm_start", "random_state", "device", "n_predict_samples"}
     )
+
+    #: Parameter values that switch a family's per-epoch bound off, for fits judged on held-out
+    #: rows (forward-chaining prefixes): each family names its own.
+    _untracked_params = {}
 
     # -- fitting -------------------------------------------------------------------------------
 

@@ -18,8 +18,8 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from ._base import BayesianNetEstimator
-from .exceptions import BoundUndefinedError
 from ._forward_chaining import untracked_clone
+from .exceptions import BoundUndefinedError
 from .model_selection import BlockPrequential, predictive_log_likelihood, resolve_criterion
 
 #: Fewer rows than this make the block-prequential prefixes too small: criterion='auto' uses the bound.
@@ -74,9 +74,9 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
           prefixes of a random order of the rows (``n/8, n/4, n/2``) and, after every epoch,
           each codes the block that follows its prefix; the criterion is the sum of those log
           predictive densities, an estimate of the learner's conditional evidence at that
-          epoch count. The prefixes hold 7/8 of the rows and train with their bound switched off
-          (entropy=None, n_bound_samples=0), so they cost less than the tracked fit. Does not need the bound:
-          works with ``entropy=None``. In the study its peak fell at 0.71–1.00 of the
+          epoch count. The prefixes hold 7/8 of the rows and train with their bound switched
+          off (``entropy=None``, ``n_bound_samples=0``), so they cost less than the tracked fit.
+          Does not need the bound: works with ``entropy=None``. In the study its peak fell at 0.71–1.00 of the
           test-optimal epoch (median), about as close as 5-fold CV's.
         - ``'auto'``: ``'block_prequential'``, the criterion the study shows stopping best,
           when there are at least ``MIN_ROWS_FOR_BLOCK_PREQUENTIAL`` (64) training rows so its
