@@ -283,6 +283,9 @@ def stopping_ratios(result):
 #: The splits on which the variants were compared before one was chosen as the default; later
 #: splits (and IBVI, on which no variant was chosen) confirm or refute that choice.
 EXPLORATION_SEEDS = {0, 1, 2, 3}
+#: Run after the first confirmation, with a third row ordering recorded (its variants are new
+#: there: exploratory for them, a second confirmation for the default).
+SECOND_CONFIRMATION_SEEDS = {8, 9, 10, 11}
 
 
 def groups_of(results):
@@ -290,7 +293,12 @@ def groups_of(results):
     groups = {}
     for label, result in results.items():
         family = "IBVI" if result.get("family") == "ibvi" else "entropy-SGD"
-        stage = "exploration" if result["seed"] in EXPLORATION_SEEDS and family == "entropy-SGD" else "confirmation"
+        if family == "entropy-SGD" and result["seed"] in EXPLORATION_SEEDS:
+            stage = "exploration"
+        elif result["seed"] in SECOND_CONFIRMATION_SEEDS:
+            stage = "second confirmation (three orderings recorded)"
+        else:
+            stage = "confirmation"
         groups.setdefault(f"{family}, {stage} splits", []).append(label)
     return dict(sorted(groups.items()))
 
@@ -401,7 +409,7 @@ def write_report(results, commands, minutes, notes, path):
     if len(groups) > 1 and esgd:
         groups["entropy-SGD, every split (exploration included: flatters the variants chosen there)"] = esgd
     if len({results[label].get("family") for label in confirmation}) > 1:
-        groups = {"Both families, confirmation splits": confirmation, **groups}
+        groups = {"Both families, every confirmation split": confirmation, **groups}
     for group, labels in groups.items():
         present = [s for s in selectors if all(s in summaries[label] for label in labels)]
         lines += [
