@@ -1,4 +1,4 @@
-"""Held-out log predictive densities after every epoch of one ``fit``.
+"""Evaluations on held-out rows after every epoch of one ``fit`` (or of stages of one).
 
 Criteria that choose a stopping epoch (forward chaining, cross-validation) need a learner's
 predictions on other rows after each epoch. Training epoch by epoch with ``partial_fit`` gives
@@ -10,13 +10,11 @@ scored from a skorch callback inside a single ``fit`` instead; the training path
 
 import time
 
-import numpy as np
 import torch
 from sklearn.base import clone
 from skorch.callbacks import Callback
 
 from ._base import BayesianNetEstimator
-from ._predictive import predictive_log_likelihood
 
 CALLBACK_NAME = "sklearn_ibvi_epochwise_log_likelihood"
 
@@ -30,6 +28,11 @@ def final_estimator(learner):
             f"got {type(estimator).__name__}."
         )
     return estimator
+
+
+def final_parameter_prefix(learner):
+    """``"<last step>__"`` for a pipeline, ``""`` for an estimator: how its parameters are named."""
+    return f"{learner.steps[-1][0]}__" if hasattr(learner, "steps") else ""
 
 
 class EpochwiseEvaluation(Callback):
@@ -141,28 +144,3 @@ def epochwise_evaluations(estimator, X, y, X_eval, y_eval, evaluate):
     run = EpochwiseRun(estimator, evaluate)
     run.train(X, y, X_eval, y_eval, final_estimator(run.learner).max_epochs)
     return run.learner, run.values, run.scoring_seconds
-
-
-def epochwise_log_likelihood(estimator, X, y, X_eval, y_eval):
-    """Fit a clone of ``estimator`` on ``(X, y)``, scoring ``(X_eval, y_eval)`` after every epoch.
-
-    Parameters
-    ----------
-    estimator : sklearn_ibvi estimator, or a Pipeline ending in one
-        Unfitted or fitted; a clone is trained for its ``max_epochs``.
-    X, y : array-like
-        Training rows.
-    X_eval, y_eval : array-like
-        Rows to score; for a pipeline, in the pipeline's input space.
-
-    Returns
-    -------
-    learner : estimator
-        The fitted clone (identical to ``clone(estimator).fit(X, y)``).
-    log_density : ndarray of shape (n_epochs, n_eval)
-        ``log p(y_eval_i | x_eval_i, learner after epoch e)``, nats.
-    scoring_seconds : float
-        Time spent scoring, included in the fit's wall time.
-    """
-    learner, values, seconds = epochwise_evaluations(estimator, X, y, X_eval, y_eval, predictive_log_likelihood)
-    return learner, np.vstack(values), seconds

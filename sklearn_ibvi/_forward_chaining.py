@@ -19,7 +19,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import column_or_1d
 
-from ._epoch_curves import EpochwiseRun, final_estimator
+from ._epoch_curves import EpochwiseRun, final_estimator, final_parameter_prefix
 from ._predictive import log_predictive_scorer, predictive_log_likelihood
 
 
@@ -128,7 +128,7 @@ def without_bound_tracking(estimator):
     Hessian-vector products, IBVI's end-of-epoch ELBO) would be wasted there.
     """
     trained = final_estimator(estimator)
-    prefix = f"{estimator.steps[-1][0]}__" if hasattr(estimator, "steps") else ""
+    prefix = final_parameter_prefix(estimator)
     return estimator.set_params(**{prefix + name: value for name, value in trained._untracked_params.items()})
 
 
@@ -144,7 +144,7 @@ def untracked_clone(estimator):
 def _epochs_parameter(estimator):
     """The name of the parameter that sets the training epochs of ``estimator`` (or its pipeline)."""
     final_estimator(estimator)
-    return f"{estimator.steps[-1][0]}__max_epochs" if hasattr(estimator, "steps") else "max_epochs"
+    return final_parameter_prefix(estimator) + "max_epochs"
 
 
 #: Successive halving trains every candidate to these fractions of its epochs, keeping the
@@ -152,11 +152,12 @@ def _epochs_parameter(estimator):
 HALVING_STAGES = (1 / 8, 1 / 4, 1 / 2, 1.0)
 
 
-def _criterion(prefix_runs, coded_sizes):
-    """A candidate's forward-chaining curve: its blocks' summed log densities per coded row,
-    ``-inf`` where a prediction was not a number (over the epochs every block has trained)."""
-    epochs = min(run.run.epochs for run in prefix_runs)
-    curve = sum(run.curve[:epochs] for run in prefix_runs) / coded_sizes.sum()
+def _criterion(parts, prefix_runs):
+    """A candidate's forward-chaining curve from its blocks' curves ``parts``: their summed log
+    densities per coded row, ``-inf`` where a prediction was not a number (over the epochs
+    every block has trained)."""
+    epochs = min(len(part) for part in parts)
+    curve = sum(part[:epochs] for part in parts) / sum(len(run.coded) for run in prefix_runs)
     return np.where(np.isnan(curve), -np.inf, curve)
 
 
@@ -164,8 +165,7 @@ def _best_so_far(prefix_runs):
     """The candidate's best criterion over the epochs trained (``-inf`` if a block failed)."""
     if any(run.error is not None for run in prefix_runs):
         return -np.inf
-    sizes = np.array([len(run.coded) for run in prefix_runs])
-    return float(np.max(_criterion(prefix_runs, sizes)))
+    return float(np.max(_criterion([run.curve for run in prefix_runs], prefix_runs)))
 
 
 class _PrefixRun:
@@ -391,8 +391,7 @@ class BlockPrequentialSearchCV(BaseSearchCV):
             if fraction < 1:  # keep the better half, by the best value each has reached so far
                 reached = np.array([_best_so_far(runs[c]) for c in alive])
                 alive = np.sort(alive[np.argsort(-reached, kind="stable")[: math.ceil(len(alive) / 2)]])
-        coded_sizes = np.array([len(coded) for _, coded in blocks])
-        self._record_results(candidates, runs, coded_sizes)
+        self._record_results(candidates, runs)
         best = self.best_index_
         self.best_params_ = {**candidates[best], epochs_name: self.best_epoch_}
         if self.refit:
@@ -408,8 +407,8 @@ class BlockPrequentialSearchCV(BaseSearchCV):
         learner = clone(self.estimator).set_params(**{k: clone(v, safe=False) for k, v in params.items()})
         return without_bound_tracking(learner) if untracked else learner
 
-    def _record_results(self, candidates, runs, coded_sizes):
-        n_candidates, n_splits = len(candidates), len(coded_sizes)
+    def _record_results(self, candidates, runs):
+        n_candidates, n_splits = len(candidates), len(runs[0])
         longest = max(run.budget for prefix_runs in runs for run in prefix_runs)
         curves = np.full((n_candidates, longest), np.nan)
         split_scores = np.full((n_candidates, n_splits), np.nan)
@@ -423,11 +422,11 @@ class BlockPrequentialSearchCV(BaseSearchCV):
                 failures.append(f"{candidates[c]}: {errors[0]}")
                 continue
             parts = [run.curve for run in prefix_runs]
-            curve = _criterion(prefix_runs, coded_sizes)
+            curve = _criterion(parts, prefix_runs)
             curves[c, : len(curve)] = curve
             epoch = int(np.argmax(curve))
             best_epochs[c] = epoch + 1
-            split_scores[c] = [part[epoch] / size for part, size in zip(parts, coded_sizes)]
+            split_scores[c] = [part[epoch] / len(run.coded) for part, run in zip(parts, prefix_runs)]
         if len(failures) == n_candidates:
             raise ValueError(f"Every candidate failed forward chaining; the first: {failures[0]}")
         if failures:

@@ -6,14 +6,14 @@ import warnings
 import numpy as np
 import pytest
 from sklearn.base import clone
-from sklearn.datasets import load_diabetes, load_iris
+from sklearn.datasets import load_diabetes
 from sklearn.exceptions import FitFailedWarning
 from sklearn.linear_model import Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import PolynomialFeatures, StandardScaler
 
 from sklearn_ibvi import EntropySGDClassifier, EntropySGDRegressor, IBVIClassifier, IBVIRegressor
-from sklearn_ibvi._epoch_curves import CALLBACK_NAME, EpochwiseRun, epochwise_log_likelihood
+from sklearn_ibvi._epoch_curves import CALLBACK_NAME, EpochwiseRun, epochwise_evaluations
 from sklearn_ibvi._forward_chaining import without_bound_tracking
 from sklearn_ibvi.exceptions import TrainingDivergedError
 from sklearn_ibvi.model_selection import (
@@ -26,18 +26,18 @@ from test_model_selection import evidence_picks_degree, linear_model, polynomial
 
 
 @pytest.fixture(scope="module")
-def iris():
-    X, y = load_iris(return_X_y=True)
-    return StandardScaler().fit_transform(X), y
-
-
-@pytest.fixture(scope="module")
 def diabetes():
     X, y = load_diabetes(return_X_y=True)
     return StandardScaler().fit_transform(X[:160]), y[:160]
 
 
 # -- curves from inside one fit --------------------------------------------------------------
+
+
+def epochwise_log_likelihood(estimator, X, y, X_eval, y_eval):
+    """The fitted clone and its held-out log densities, shape (n_epochs, n_eval)."""
+    learner, values, _ = epochwise_evaluations(estimator, X, y, X_eval, y_eval, predictive_log_likelihood)
+    return learner, np.vstack(values)
 
 
 @pytest.mark.parametrize(
@@ -52,7 +52,7 @@ def test_epochwise_curve_equals_scoring_after_each_partial_fit(diabetes, make):
     """The callback's per-epoch scores are those of a model trained epoch by epoch with
     partial_fit and scored in between, and scoring does not perturb the training path."""
     X, y = diabetes
-    learner, log_density, _ = epochwise_log_likelihood(make(), X[:100], y[:100], X[100:], y[100:])
+    learner, log_density = epochwise_log_likelihood(make(), X[:100], y[:100], X[100:], y[100:])
     reference = make()
     for epoch in range(len(log_density)):
         reference.partial_fit(X[:100], y[:100])
@@ -86,7 +86,7 @@ def test_epochwise_curve_of_a_pipeline_scores_in_the_pipelines_input_space(iris)
     X, y = iris
     X_raw = X * 10 + 3  # the pipeline's scaler must be applied to the scored rows too
     model = make_pipeline(StandardScaler(), IBVIClassifier(hidden_layer_sizes=(8,), max_epochs=3, random_state=0))
-    learner, log_density, _ = epochwise_log_likelihood(model, X_raw[::2], y[::2], X_raw[1::2], y[1::2])
+    learner, log_density = epochwise_log_likelihood(model, X_raw[::2], y[::2], X_raw[1::2], y[1::2])
     fitted = clone(model).fit(X_raw[::2], y[::2])
     np.testing.assert_array_equal(log_density[-1], predictive_log_likelihood(fitted, X_raw[1::2], y[1::2]))
     with pytest.raises(TypeError, match="sklearn_ibvi estimator"):
