@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
-from sklearn.datasets import load_diabetes, load_iris, make_classification
+from sklearn.datasets import load_diabetes, make_classification
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -25,12 +25,6 @@ from sklearn_ibvi.entropy_sgd import EntropySGDNet
 from sklearn_ibvi.likelihoods import NegativeLogLikelihood
 from sklearn_ibvi.model_selection import TrainOnlySplit, bound_scorer
 from sklearn_ibvi.networks import ChainMLP
-
-
-@pytest.fixture(scope="module")
-def iris():
-    X, y = load_iris(return_X_y=True)
-    return StandardScaler().fit_transform(X), y
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import torch
 from joblib import parallel_backend
 from scipy.stats import norm
 from sklearn.base import clone
-from sklearn.datasets import load_diabetes, load_iris
+from sklearn.datasets import load_diabetes
 from sklearn.metrics import log_loss
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
@@ -27,12 +27,6 @@ from sklearn_ibvi.model_selection import (
     prequential_log_evidence,
     prequential_log_likelihood,
 )
-
-
-@pytest.fixture(scope="module")
-def iris():
-    X, y = load_iris(return_X_y=True)
-    return StandardScaler().fit_transform(X), y
 
 
 @pytest.fixture(scope="module")
