@@ -104,13 +104,16 @@ def study_split(name, data, seed, n_orderings, use_laplace, family="entropy_sgd"
         key = path_of((width, prior_scale, noise))
         ratio = 1.0 if task == "classification" else noise / key[2]
         cv, prefixes = paths[key]
-        cv_curve = sum(summed_log_density(o, y[va], task, classes, ratio) for (o, _), (_, va) in zip(cv, splits)) / n
+        fold_curves = [summed_log_density(o, y[va], task, classes, ratio) for (o, _), (_, va) in zip(cv, splits)]
+        cv_curve = sum(fold_curves) / n
         row = dict(
             width=width,
             prior_scale=prior_scale,
             noise_std=noise,
             bound=(np.asarray(fitted.history_[:, "bound"], dtype=float) / n).tolist(),
             cv=cv_curve.tolist(),
+            # per fold, per-epoch sums over the fold's held-out rows (nats): partial CV on the same fits
+            cv_folds=[curve.tolist() for curve in fold_curves],
             # [ordering][block] per-epoch sums over the coded rows (nats)
             blocks=[
                 [summed_log_density(o, y[c], task, classes, ratio).tolist() for (o, _), (_, c) in zip(order, cuts)]
@@ -122,6 +125,7 @@ def study_split(name, data, seed, n_orderings, use_laplace, family="entropy_sgd"
             seconds=dict(
                 full_fit_with_bound=full_seconds,
                 cv=sum(s for _, s in cv),
+                cv_folds=[s for _, s in cv],
                 blocks=[[s for _, s in order] for order in prefixes],
                 refit=sum(s for _, s in cv) / 4,  # a fit on n rows ≈ 5 folds of 0.8 n, over 4
             ),
