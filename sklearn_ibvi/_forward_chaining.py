@@ -14,10 +14,10 @@ from sklearn.base import clone, is_classifier
 from sklearn.exceptions import FitFailedWarning
 from sklearn.model_selection import ParameterGrid
 from sklearn.model_selection._search import BaseSearchCV
-from sklearn.utils import _safe_indexing, check_random_state
+from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.parallel import Parallel, delayed
-from sklearn.utils.validation import column_or_1d
+from sklearn.utils.validation import _num_samples, column_or_1d
 
 from ._epoch_curves import EpochwiseRun, final_estimator, final_parameter_prefix
 from ._predictive import log_predictive_scorer, predictive_log_likelihood
@@ -28,94 +28,121 @@ class BlockPrequential:
 
     The rows are put in a random order (for classifiers, one row of every class first, so every
     prefix has seen every class) and cut at ``n/2^K, …, n/4, n/2, n`` (``K = n_blocks``). The
-    learner is fitted on each prefix and scored on the block that follows it.
+    learner is fitted on each prefix and scored on the block that follows it. With several
+    orderings this is done for each (orders seeded ``random_state``, ``random_state + 1``, …)
+    and the criterion is the log predictive density per coded row over all of them.
+
+    The defaults (two blocks, two orderings) are those of
+    :class:`~sklearn_ibvi.model_selection.BlockPrequentialSearchCV`: in the repeated-splits study
+    they selected with less regret than three blocks of one ordering (1.34× 5-fold CV's mean
+    test-NLL regret against 1.69×, without successive halving) and stopped closer to the
+    test-optimal epoch, for 1.7× the prefix fits.
 
     Parameters
     ----------
-    n_blocks : int, default=3
-        ``K``: the coded blocks cover ``1 − 2^{-K}`` of the rows, and fitting the prefixes costs
-        ``1 − 2^{-K}`` of a full fit.
+    n_blocks : int, default=2
+        ``K``: per ordering, the coded blocks cover ``1 − 2^{-K}`` of the rows, and fitting the
+        prefixes costs ``1 − 2^{-K}`` of a full fit.
     random_state : int, default=0
-        Seeds the row order. Keep it fixed across the candidates of a search: every candidate
+        Seeds the row orders. Keep it fixed across the candidates of a search: every candidate
         must code the same blocks.
+    n_orderings : int, default=2
+        Row orders averaged: less variance, proportionally more prefix fits.
     """
 
-    def __init__(self, n_blocks=3, random_state=0):
+    def __init__(self, n_blocks=2, random_state=0, n_orderings=2):
         self.n_blocks = n_blocks
         self.random_state = random_state
+        self.n_orderings = n_orderings
 
     def __repr__(self):
-        return f"BlockPrequential(n_blocks={self.n_blocks}, random_state={self.random_state})"
-
-    def __eq__(self, other):
-        return isinstance(other, BlockPrequential) and (self.n_blocks, self.random_state) == (
-            other.n_blocks,
-            other.random_state,
+        return (
+            f"BlockPrequential(n_blocks={self.n_blocks}, random_state={self.random_state}, "
+            f"n_orderings={self.n_orderings})"
         )
 
+    def _key(self):
+        return (self.n_blocks, self.random_state, self.n_orderings)
+
+    def __eq__(self, other):
+        return isinstance(other, BlockPrequential) and self._key() == other._key()
+
     def __hash__(self):
-        return hash((BlockPrequential, self.n_blocks, self.random_state))
+        return hash((BlockPrequential, *self._key()))
 
     def blocks(self, y, classifier=False):
-        """``[(prefix_indices, coded_indices), …]``, smallest prefix first.
+        """``[(prefix_indices, coded_indices), …]``: per ordering, smallest prefix first.
 
         Parameters
         ----------
         y : array-like of shape (n_samples,)
         classifier : bool
-            Put one row of every class at the front of the order.
+            Put one row of every class at the front of each order.
         """
-        if not isinstance(self.n_blocks, Integral) or self.n_blocks < 1:
-            raise ValueError(f"n_blocks must be a positive integer, got {self.n_blocks!r}.")
+        for name in ("n_blocks", "n_orderings"):
+            value = getattr(self, name)
+            if not isinstance(value, Integral) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        if not isinstance(self.random_state, Integral):
+            raise ValueError(
+                f"random_state must be an integer (ordering k is seeded random_state + k), got {self.random_state!r}."
+            )
         y = column_or_1d(np.asarray(y))
         n = len(y)
-        order = check_random_state(self.random_state).permutation(n)
-        if classifier:
-            _, first = np.unique(y[order], return_index=True)
-            order = np.r_[order[np.sort(first)], np.delete(order, first)]
         cuts = [max(1, math.ceil(n / 2**k)) for k in range(self.n_blocks, -1, -1)]
         if len(set(cuts)) < len(cuts) or (classifier and cuts[0] < len(np.unique(y))):
             raise ValueError(
                 f"{n} samples are too few for {self.n_blocks} prequential blocks: the first prefix "
                 f"has {cuts[0]} rows. Use fewer blocks."
             )
-        return [(order[:start], order[start:stop]) for start, stop in zip(cuts[:-1], cuts[1:])]
+        blocks = []
+        for ordering in range(self.n_orderings):
+            order = np.random.RandomState(self.random_state + ordering).permutation(n)
+            if classifier:
+                _, first = np.unique(y[order], return_index=True)
+                order = np.r_[order[np.sort(first)], np.delete(order, first)]
+            blocks += [(order[:start], order[start:stop]) for start, stop in zip(cuts[:-1], cuts[1:])]
+        return blocks
 
     def n_coded(self, n_samples):
-        """Rows coded by the blocks (all but the first prefix)."""
-        return n_samples - max(1, math.ceil(n_samples / 2**self.n_blocks))
+        """Rows coded by the blocks of every ordering (all but each first prefix)."""
+        return self.n_orderings * (n_samples - max(1, math.ceil(n_samples / 2**self.n_blocks)))
+
+    def log_likelihood(self, estimator, X, y):
+        """The criterion of ``estimator`` on ``(X, y)``, nats per coded row.
+
+        ``Σ_blocks Σ_{i ∈ block} log p(y_i | x_i, learner fitted on the rows before the block)``
+        over every ordering, divided by :meth:`n_coded`. Fits a clone of ``estimator`` (any
+        estimator or pipeline, fitted or not; its parameters, epochs included, are used as they
+        are, except that an sklearn_ibvi estimator's per-epoch bound is switched off) on each prefix.
+        """
+        total = 0.0
+        for prefix, block in self.blocks(y, classifier=is_classifier(estimator)):
+            learner = untracked_clone(estimator).fit(_safe_indexing(X, prefix), _safe_indexing(y, prefix))
+            total += float(np.sum(predictive_log_likelihood(learner, _safe_indexing(X, block), _safe_indexing(y, block))))
+        return total / self.n_coded(_num_samples(y))
 
 
-
-def block_prequential_log_likelihood(estimator, X, y, n_blocks=3, random_state=0):
+def block_prequential_log_likelihood(estimator, X, y, n_blocks=2, random_state=0, *, n_orderings=2):
     """Forward-chaining log-likelihood of a learner, nats per coded row.
 
-    ``Σ_k Σ_{i ∈ block k} log p(y_i | x_i, learner fitted on the rows before block k)``, divided
-    by the number of coded rows (see :class:`BlockPrequential`). Fits a clone of ``estimator``
-    (any estimator or pipeline, fitted or not; its parameters, epochs included, are used as they
-    are, except that an sklearn_ibvi estimator's per-epoch bound is switched off) on each prefix.
+    ``BlockPrequential(n_blocks, random_state, n_orderings).log_likelihood(estimator, X, y)``:
+    see :class:`BlockPrequential`.
 
     Parameters
     ----------
     estimator : estimator with ``predict_proba`` (classifier) or ``predict(X, return_std=True)``
     X : array-like of shape (n_samples, n_features)
     y : array-like of shape (n_samples,)
-    n_blocks : int, default=3
+    n_blocks : int, default=2
     random_state : int, default=0
+    n_orderings : int, default=2
 
     Returns
     -------
     log_likelihood : float
     """
-    scheme = BlockPrequential(n_blocks, random_state)
-    total, coded = 0.0, 0
-    for prefix, block in scheme.blocks(y, classifier=is_classifier(estimator)):
-        learner = untracked_clone(estimator).fit(_safe_indexing(X, prefix), _safe_indexing(y, prefix))
-        total += float(np.sum(predictive_log_likelihood(learner, _safe_indexing(X, block), _safe_indexing(y, block))))
-        coded += len(block)
-    return total / coded
-
-
+    return BlockPrequential(n_blocks, random_state, n_orderings).log_likelihood(estimator, X, y)
 
 
 # -- the search ----------------------------------------------------------------------------------
@@ -185,8 +212,8 @@ class _PrefixRun:
         return np.array([values.sum() for values in self.run.values])
 
 
-def _advance(prefix_run, X, y, fraction, error_score):
-    """Train ``prefix_run`` on to ``ceil(fraction × its budget)`` epochs; return it.
+def _advance(prefix_run, X, y, epochs, error_score):
+    """Train ``prefix_run`` on to ``epochs`` epochs in all; return it.
 
     A failure (e.g. ``TrainingDivergedError``) is kept in ``error`` unless ``error_score`` is
     ``'raise'``.
@@ -201,7 +228,7 @@ def _advance(prefix_run, X, y, fraction, error_score):
             _safe_indexing(y, prefix_run.prefix),
             _safe_indexing(X, prefix_run.coded),
             _safe_indexing(y, prefix_run.coded),
-            max(1, math.ceil(fraction * prefix_run.budget)),
+            epochs,
         )
     except Exception as error:  # noqa: BLE001 — reported as error_score says
         if isinstance(error_score, str) and error_score == "raise":
@@ -374,18 +401,17 @@ class BlockPrequentialSearchCV(BaseSearchCV):
         epochs_name = _epochs_parameter(self.estimator)
         candidates = list(ParameterGrid(self.param_grid))
         classifier = is_classifier(self.estimator)
-        blocks = [
-            (prefix, coded)
-            for order in range(self.n_orderings)
-            for prefix, coded in BlockPrequential(self.n_blocks, self.random_state + order).blocks(y, classifier)
-        ]
+        blocks = BlockPrequential(self.n_blocks, self.random_state, self.n_orderings).blocks(y, classifier)
         runs = [[_PrefixRun(self._candidate(p, untracked=True), *block) for block in blocks] for p in candidates]
         parallel = Parallel(n_jobs=self.n_jobs, verbose=self.verbose, pre_dispatch=self.pre_dispatch)
         alive = np.arange(len(candidates))
         fractions = HALVING_STAGES if self.successive_halving else (1.0,)
         for fraction in fractions:
             tasks = [(c, b) for c in alive for b in range(len(blocks))]
-            advanced = parallel(delayed(_advance)(runs[c][b], X, y, fraction, self.error_score) for c, b in tasks)
+            advanced = parallel(
+                delayed(_advance)(runs[c][b], X, y, max(1, math.ceil(fraction * runs[c][b].budget)), self.error_score)
+                for c, b in tasks
+            )
             for (c, b), prefix_run in zip(tasks, advanced):
                 runs[c][b] = prefix_run
             if fraction < 1:  # keep the better half, by the best value each has reached so far

@@ -12,18 +12,44 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
 from sklearn.base import _fit_context
-from sklearn.utils import _safe_indexing, get_tags
+from sklearn.utils import get_tags
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from ._base import BayesianNetEstimator
-from ._forward_chaining import untracked_clone
+from ._forward_chaining import _advance, _PrefixRun, untracked_clone
 from .exceptions import BoundUndefinedError
-from .model_selection import BlockPrequential, predictive_log_likelihood, resolve_criterion
+from .model_selection import BlockPrequential, resolve_criterion
 
 #: Fewer rows than this make the block-prequential prefixes too small: criterion='auto' uses the bound.
 MIN_ROWS_FOR_BLOCK_PREQUENTIAL = 64
+
+
+class _PatienceRule:
+    """Follow a criterion value by value: the best so far, and whether to stop.
+
+    Stops once ``patience`` values in a row have not risen more than ``threshold`` above the
+    reference (the last value that did); ``patience=None`` never stops.
+    """
+
+    def __init__(self, patience, threshold):
+        self.patience = patience
+        self.threshold = threshold
+        self.best, self.best_epoch = -np.inf, 0
+        self.epochs = 0
+        self._reference, self._since = -np.inf, 0
+
+    def update(self, value):
+        """Take the next epoch's value; return whether training should stop now."""
+        self.epochs += 1
+        if value > self.best:
+            self.best, self.best_epoch = value, self.epochs
+        if value > self._reference + self.threshold:
+            self._reference, self._since = value, 0
+        else:
+            self._since += 1
+        return self.patience is not None and self._since >= self.patience
 
 
 def _estimator_has(attribute):
@@ -38,12 +64,18 @@ def _estimator_has(attribute):
 class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
     """Train an estimator epoch by epoch and keep the epoch where a validation-free criterion peaks.
 
-    A clone of ``estimator`` is trained one epoch at a time with ``partial_fit``. After each epoch
-    the criterion is read; when it has not risen more than ``threshold`` above its best value for
-    ``patience`` epochs, training stops and the estimator *as it was at the best epoch* is kept:
-    its weights, its entropy and bound bookkeeping, and its history up to that epoch. So
-    ``predict``, ``predict_proba`` and ``score`` all describe the kept model, and
-    ``estimator_.bound_`` is the best value of the bound curve.
+    The criterion is read after every epoch; when it has not risen more than ``threshold`` above
+    its best value for ``patience`` epochs, training stops and the estimator *as it was at the
+    best epoch* is kept: its weights, its entropy and bound bookkeeping, and its history up to
+    that epoch. So ``predict``, ``predict_proba`` and ``score`` all describe the kept model, and
+    with ``criterion='bound'`` ``estimator_.bound_`` is the best value of the bound curve.
+
+    With ``criterion='bound'`` a clone of ``estimator`` is trained one epoch at a time with
+    ``partial_fit`` and the best epoch's state is copied. With ``'block_prequential'`` the
+    criterion comes from the prefix learners alone, so they are trained first (in stages of
+    ``patience`` epochs, scored from inside each fit), and then ``estimator`` is fitted once for
+    ``best_epoch_`` epochs — the same weights and bound as stopping it there (a fit continued
+    epoch by epoch follows the path of one fit).
 
     Parameters
     ----------
@@ -70,14 +102,18 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
           ELBO. Free. In the model-selection study it peaked at 2–13 % of the test-optimal
           epoch (median over configurations; IBVI's ELBO 3 %) — a property of the bound, not
           of this class: it follows the published method, it does not find the best model.
-        - ``'block_prequential'``: forward chaining. Clones are trained in lock-step on
-          prefixes of a random order of the rows (``n/8, n/4, n/2``) and, after every epoch,
-          each codes the block that follows its prefix; the criterion is the sum of those log
-          predictive densities, an estimate of the learner's conditional evidence at that
-          epoch count. The prefixes hold 7/8 of the rows and train with their bound switched
-          off (``entropy=None``, ``n_bound_samples=0``), so they cost less than the tracked fit.
-          Does not need the bound: works with ``entropy=None``. In the study its peak fell at 0.71–1.00 of the
-          test-optimal epoch (median), about as close as 5-fold CV's.
+        - ``'block_prequential'``: forward chaining, as
+          :class:`~sklearn_ibvi.model_selection.BlockPrequentialSearchCV` runs it
+          (:class:`~sklearn_ibvi.model_selection.BlockPrequential`: two random orders of the
+          rows, each cut at ``n/4`` and ``n/2``). Clones trained on the prefixes code, after
+          every epoch, the block that follows their prefix; the criterion is the sum of those
+          log predictive densities, an estimate of the learner's conditional evidence at that
+          epoch count. The prefixes train with their bound switched off (``entropy=None``,
+          ``n_bound_samples=0``): 1.5 fits' worth of rows, cheaper than the tracked fit.
+          Does not need the bound: works with ``entropy=None``. Pass a ``BlockPrequential`` for
+          other blocks or orders. Over 64 repeated splits its peak fell at the test-optimal epoch
+          where that is late (median ratio 1.00 on Boston and digits) and 1.06–1.62× past it where
+          it is early (diabetes, breast cancer), as 5-fold CV's did (1.02–1.38×).
         - ``'auto'``: ``'block_prequential'``, the criterion the study shows stopping best,
           when there are at least ``MIN_ROWS_FOR_BLOCK_PREQUENTIAL`` (64) training rows so its
           first prefix has 8 or more (and, for classifiers, room for every class); ``'bound'``
@@ -93,10 +129,11 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
     best_epoch_ : int
         The kept epoch, counting from 1.
     bound_curve_ : ndarray of shape (n_epochs,)
-        The criterion after every epoch that was run (nats, whole data; for
-        ``'block_prequential'`` summed over the coded rows).
+        The criterion after every epoch it was followed (nats, whole data; for
+        ``'block_prequential'`` summed over the coded rows of every order).
     n_epochs_ : int
-        Epochs run (``best_epoch_ + patience`` when stopped early).
+        Epochs the criterion was followed (``best_epoch_ + patience`` when stopped early; the
+        block-prequential prefixes may have trained up to ``patience − 1`` more).
     criterion_ : str or BlockPrequential
         The criterion followed (``criterion='auto'`` resolved).
     n_features_in_ : int
@@ -153,35 +190,62 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
         """
         self.criterion_ = self._resolved_criterion(y)
         criterion = self._checked_criterion()
-        estimator = clone(self.estimator)
-        max_epochs = self._max_epochs(estimator)
-        learners = self._prefix_learners(criterion, X, y)
-
-        curve, best, best_state, best_epoch, since_best, reference = [], -np.inf, None, 0, 0, -np.inf
-        for epoch in range(1, max_epochs + 1):
-            estimator.partial_fit(X, y)
-            value = self._criterion_value(criterion, estimator, learners, X, y)
-            curve.append(value)
-            if value > best:
-                best, best_epoch = value, epoch
-                best_state = copy.deepcopy(estimator)
-            if value > reference + self.threshold:
-                reference, since_best = value, 0
-            else:
-                since_best += 1
-            if self.patience is not None and since_best >= self.patience:
-                break
-        if best_state is None:
+        max_epochs = self._max_epochs(self.estimator)
+        rule = _PatienceRule(self.patience, self.threshold)
+        if isinstance(criterion, BlockPrequential):
+            curve = self._follow_forward_chaining(criterion, rule, X, y, max_epochs)
+            kept = None
+        else:
+            curve, kept = self._follow_bound(rule, X, y, max_epochs)
+        if rule.best_epoch == 0:
             raise BoundUndefinedError(
                 f"The criterion {self.criterion_!r} was never finite in {len(curve)} epochs "
                 f"(last value {curve[-1]}): nothing to keep."
             )
+        if kept is None:
+            kept = clone(self.estimator).set_params(max_epochs=rule.best_epoch).fit(X, y)
 
-        self.estimator_ = best_state
-        self.best_epoch_ = best_epoch
+        self.estimator_ = kept
+        self.best_epoch_ = rule.best_epoch
         self.bound_curve_ = np.asarray(curve, dtype=float)
         self.n_epochs_ = len(curve)
         return self
+
+    def _follow_bound(self, rule, X, y, max_epochs):
+        """Train epoch by epoch, reading the bound; the curve and a copy of the best epoch."""
+        estimator, curve, kept = clone(self.estimator), [], None
+        for _ in range(max_epochs):
+            estimator.partial_fit(X, y)
+            history = estimator.history_
+            value = float(history[-1, "bound"]) if "bound" in history[-1] else np.nan
+            if np.isnan(value):
+                raise BoundUndefinedError(
+                    f"{type(estimator).__name__} recorded no bound (e.g. it was configured with "
+                    "entropy=None). Enable its bound, or use criterion='block_prequential'."
+                )
+            curve.append(value)
+            stop = rule.update(value)
+            if rule.best_epoch == rule.epochs:
+                kept = copy.deepcopy(estimator)
+            if stop:
+                break
+        return curve, kept
+
+    def _follow_forward_chaining(self, scheme, rule, X, y, max_epochs):
+        """Train the prefix learners in stages of ``patience`` epochs; the criterion curve."""
+        learner = untracked_clone(self.estimator).set_params(max_epochs=max_epochs)
+        blocks = scheme.blocks(y, classifier=is_classifier(self.estimator))
+        runs = [_PrefixRun(learner, prefix, coded) for prefix, coded in blocks]
+        stage = self.patience or max_epochs
+        curve = []
+        while len(curve) < max_epochs:
+            epochs = min(max_epochs, len(curve) + stage)
+            runs = [_advance(run, X, y, epochs, error_score="raise") for run in runs]
+            for value in sum(run.curve for run in runs)[len(curve) :]:
+                curve.append(float(value))
+                if rule.update(value):
+                    return curve
+        return curve
 
     def _resolved_criterion(self, y):
         if not (isinstance(self.criterion, str) and self.criterion == "auto"):
@@ -218,29 +282,6 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
                 "(from the wrapped estimator when max_epochs=None)."
             )
         return int(max_epochs)
-
-    def _prefix_learners(self, criterion, X, y):
-        """``[(clone, prefix_indices, coded_indices)]`` for the block-prequential criterion."""
-        if not isinstance(criterion, BlockPrequential):
-            return []
-        blocks = criterion.blocks(y, classifier=is_classifier(self.estimator))
-        return [(untracked_clone(self.estimator), prefix, coded) for prefix, coded in blocks]
-
-    def _criterion_value(self, criterion, estimator, learners, X, y):
-        if criterion == "bound":
-            history = estimator.history_
-            value = float(history[-1, "bound"]) if "bound" in history[-1] else np.nan
-            if np.isnan(value):
-                raise BoundUndefinedError(
-                    f"{type(estimator).__name__} recorded no bound (e.g. it was configured with "
-                    "entropy=None). Enable its bound, or use criterion='block_prequential'."
-                )
-            return value
-        total = 0.0
-        for learner, prefix, coded in learners:
-            learner.partial_fit(_safe_indexing(X, prefix), _safe_indexing(y, prefix))
-            total += float(np.sum(predictive_log_likelihood(learner, _safe_indexing(X, coded), _safe_indexing(y, coded))))
-        return total
 
     # -- delegation ----------------------------------------------------------------------------
 

@@ -139,6 +139,25 @@ def test_block_prequential_curve_is_the_prefix_learners_coded_log_likelihood(reg
     assert make_bound_scorer("block_prequential")(model, X, y) == pytest.approx(expected / n_coded, rel=1e-10)
 
 
+def test_block_prequential_stopping_keeps_a_fit_of_the_best_epoch(regression):
+    """The prefixes train in stages of `patience` epochs and the estimator is fitted once for the
+    best epoch: the curve is that of uninterrupted prefix fits, and the kept model is the one that
+    training epoch by epoch and stopping at the best epoch gives (weights and bound)."""
+    X, y = regression
+    wrapped = small_regressor(hidden_layer_sizes=(64,), batch_size=16, max_epochs=40)
+    model = BoundEarlyStopping(wrapped, patience=3, criterion="block_prequential").fit(X, y)
+    assert model.n_epochs_ == model.best_epoch_ + 3 < 40, "the test needs a criterion that peaks early"
+    full = BoundEarlyStopping(wrapped, patience=None, criterion="block_prequential").fit(X, y)
+    np.testing.assert_allclose(model.bound_curve_, full.bound_curve_[: model.n_epochs_], rtol=1e-12)
+    assert full.n_epochs_ == 40 and full.best_epoch_ >= model.best_epoch_
+    stepped = clone(wrapped)
+    for _ in range(model.best_epoch_):
+        stepped.partial_fit(X, y)
+    np.testing.assert_array_equal(model.predict(X), stepped.predict(X))
+    assert model.estimator_.bound_ == stepped.bound_
+    assert model.estimator_.n_epochs_ == model.best_epoch_
+
+
 def test_in_a_pipeline_and_grid_search_with_estimator_parameters(classification):
     X, y = classification
     pipe = make_pipeline(

@@ -120,7 +120,7 @@ def test_search_curve_is_the_block_prequential_criterion_epoch_by_epoch(diabetes
             estimator = EntropySGDRegressor(
                 hidden_layer_sizes=(8,), max_epochs=epochs, batch_size=32, entropy=None, random_state=0, **params
             )
-            expected = block_prequential_log_likelihood(estimator, X, y, n_blocks=2, random_state=3)
+            expected = block_prequential_log_likelihood(estimator, X, y, n_blocks=2, random_state=3, n_orderings=1)
             assert search.criterion_curves_[index, epochs - 1] == pytest.approx(expected, rel=1e-12)
     best = np.unravel_index(np.argmax(search.criterion_curves_), search.criterion_curves_.shape)
     assert (search.best_index_, search.best_epoch_) == (best[0], best[1] + 1)

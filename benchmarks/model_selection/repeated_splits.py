@@ -88,7 +88,7 @@ def study_split(name, data, seed, n_orderings, use_laplace, family="entropy_sgd"
         path_of = lambda c: c  # noqa: E731
     folds = (StratifiedKFold if task == "classification" else KFold)(5, shuffle=True, random_state=seed)
     splits = list(folds.split(X, y))
-    schemes = [BlockPrequential(N_BLOCKS, random_state=100 * seed + o) for o in range(n_orderings)]
+    schemes = [BlockPrequential(N_BLOCKS, random_state=100 * seed + o, n_orderings=1) for o in range(n_orderings)]
     blocks = [s.blocks(y, classifier=task == "classification") for s in schemes]
     paths = {}
     for path in sorted({path_of(c) for c in configs}, key=str):

@@ -296,7 +296,7 @@ def study_dataset(name, data, family, quick, use_laplace):
     paths = sorted({path_of(c) for c in configs}, key=str)
     folds = (StratifiedKFold if task == "classification" else KFold)(N_FOLDS, shuffle=True, random_state=0)
     splits = list(folds.split(X, y))
-    scheme = BlockPrequential(n_blocks=3, random_state=0)
+    scheme = BlockPrequential(n_blocks=3, random_state=0, n_orderings=1)
     blocks = scheme.blocks(y, classifier=task == "classification")
     rows = []
 
