@@ -10,11 +10,14 @@ scored from a skorch callback inside a single ``fit`` instead; the training path
 
 import time
 
+import numpy as np
 import torch
 from sklearn.base import clone
+from sklearn.utils import _safe_indexing
 from skorch.callbacks import Callback
 
 from ._base import BayesianNetEstimator
+from ._predictive import predictive_log_likelihood
 
 CALLBACK_NAME = "sklearn_ibvi_epochwise_log_likelihood"
 
@@ -144,3 +147,69 @@ def epochwise_evaluations(estimator, X, y, X_eval, y_eval, evaluate):
     run = EpochwiseRun(estimator, evaluate)
     run.train(X, y, X_eval, y_eval, final_estimator(run.learner).max_epochs)
     return run.learner, run.values, run.scoring_seconds
+
+
+def without_bound_tracking(estimator):
+    """``estimator`` (or the pipeline ending in one) with its per-epoch bound switched off.
+
+    Prefix and fold fits are judged on held-out rows; the bound's extra work (entropy-SGD's
+    Hessian-vector products, IBVI's end-of-epoch ELBO) would be wasted there.
+    """
+    trained = final_estimator(estimator)
+    prefix = final_parameter_prefix(estimator)
+    return estimator.set_params(**{prefix + name: value for name, value in trained._untracked_params.items()})
+
+
+def untracked_clone(estimator):
+    """A clone of ``estimator``, with the bound switched off if it is (or ends in) an sklearn_ibvi one."""
+    learner = clone(estimator)
+    try:
+        return without_bound_tracking(learner)
+    except TypeError:  # any other estimator: nothing to switch off
+        return learner
+
+
+class HeldOutRun:
+    """A learner trained in stages on rows ``train``, scoring rows ``held_out`` after every epoch.
+
+    One candidate on one split of an epochwise search (a CV fold, a forward-chaining prefix).
+    """
+
+    def __init__(self, learner, train, held_out):
+        self.run = EpochwiseRun(learner, predictive_log_likelihood)
+        self.train = train
+        self.held_out = held_out
+        self.budget = final_estimator(self.run.learner).max_epochs
+        self.training_seconds = 0.0
+        self.error = None
+
+    @property
+    def curve(self):
+        """Summed log density of the held-out rows after each epoch trained (nats)."""
+        return np.array([values.sum() for values in self.run.values])
+
+
+def advance(held_out_run, X, y, epochs, error_score):
+    """Train ``held_out_run`` on to ``epochs`` epochs in all; return it.
+
+    A failure (e.g. ``TrainingDivergedError``) is kept in ``error`` unless ``error_score`` is
+    ``'raise'``.
+    """
+    if held_out_run.error is not None:
+        return held_out_run
+    start = time.perf_counter()
+    scored_before = held_out_run.run.scoring_seconds
+    try:
+        held_out_run.run.train(
+            _safe_indexing(X, held_out_run.train),
+            _safe_indexing(y, held_out_run.train),
+            _safe_indexing(X, held_out_run.held_out),
+            _safe_indexing(y, held_out_run.held_out),
+            epochs,
+        )
+    except Exception as error:  # noqa: BLE001 — reported as error_score says
+        if isinstance(error_score, str) and error_score == "raise":
+            raise
+        held_out_run.error = f"{type(error).__name__}: {error}"
+    held_out_run.training_seconds += time.perf_counter() - start - (held_out_run.run.scoring_seconds - scored_before)
+    return held_out_run

@@ -1,26 +1,21 @@
 """Forward chaining (block prequential): fit on a prefix of the rows, code the block that follows.
 
 The criterion, its blocks, and the search that chooses a configuration *and* its stopping epoch
-with it, then refits once on all the rows.
+with it (an epochwise search on the blocks), then refits once on all the rows.
 """
 
 import math
-import time
-import warnings
-from numbers import Integral, Real
+from numbers import Integral
 
 import numpy as np
-from sklearn.base import clone, is_classifier
-from sklearn.exceptions import FitFailedWarning
-from sklearn.model_selection import ParameterGrid
-from sklearn.model_selection._search import BaseSearchCV
+from sklearn.base import is_classifier
 from sklearn.utils import _safe_indexing
-from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.parallel import Parallel, delayed
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import _num_samples, column_or_1d
 
-from ._epoch_curves import EpochwiseRun, final_estimator, final_parameter_prefix
-from ._predictive import log_predictive_scorer, predictive_log_likelihood
+from ._epoch_curves import untracked_clone
+from ._epochwise_search import _EpochwiseSearch
+from ._predictive import predictive_log_likelihood
 
 
 class BlockPrequential:
@@ -148,97 +143,7 @@ def block_prequential_log_likelihood(estimator, X, y, n_blocks=2, random_state=0
 # -- the search ----------------------------------------------------------------------------------
 
 
-def without_bound_tracking(estimator):
-    """``estimator`` (or the pipeline ending in one) with its per-epoch bound switched off.
-
-    Prefix and fold fits are judged on held-out rows; the bound's extra work (entropy-SGD's
-    Hessian-vector products, IBVI's end-of-epoch ELBO) would be wasted there.
-    """
-    trained = final_estimator(estimator)
-    prefix = final_parameter_prefix(estimator)
-    return estimator.set_params(**{prefix + name: value for name, value in trained._untracked_params.items()})
-
-
-def untracked_clone(estimator):
-    """A clone of ``estimator``, with the bound switched off if it is (or ends in) an sklearn_ibvi one."""
-    learner = clone(estimator)
-    try:
-        return without_bound_tracking(learner)
-    except TypeError:  # any other estimator: nothing to switch off
-        return learner
-
-
-def _epochs_parameter(estimator):
-    """The name of the parameter that sets the training epochs of ``estimator`` (or its pipeline)."""
-    final_estimator(estimator)
-    return final_parameter_prefix(estimator) + "max_epochs"
-
-
-#: Successive halving trains every candidate to these fractions of its epochs, keeping the
-#: better half of the candidates after each stage but the last.
-HALVING_STAGES = (1 / 8, 1 / 4, 1 / 2, 1.0)
-
-
-def _criterion(parts, prefix_runs):
-    """A candidate's forward-chaining curve from its blocks' curves ``parts``: their summed log
-    densities per coded row, ``-inf`` where a prediction was not a number (over the epochs
-    every block has trained)."""
-    epochs = min(len(part) for part in parts)
-    curve = sum(part[:epochs] for part in parts) / sum(len(run.coded) for run in prefix_runs)
-    return np.where(np.isnan(curve), -np.inf, curve)
-
-
-def _best_so_far(prefix_runs):
-    """The candidate's best criterion over the epochs trained (``-inf`` if a block failed)."""
-    if any(run.error is not None for run in prefix_runs):
-        return -np.inf
-    return float(np.max(_criterion([run.curve for run in prefix_runs], prefix_runs)))
-
-
-class _PrefixRun:
-    """One candidate's learner on one prefix, trained in stages; its coded-block curve so far."""
-
-    def __init__(self, learner, prefix, coded):
-        self.run = EpochwiseRun(learner, predictive_log_likelihood)
-        self.prefix = prefix
-        self.coded = coded
-        self.budget = final_estimator(self.run.learner).max_epochs
-        self.training_seconds = 0.0
-        self.error = None
-
-    @property
-    def curve(self):
-        """Summed log density of the coded rows after each epoch trained (nats)."""
-        return np.array([values.sum() for values in self.run.values])
-
-
-def _advance(prefix_run, X, y, epochs, error_score):
-    """Train ``prefix_run`` on to ``epochs`` epochs in all; return it.
-
-    A failure (e.g. ``TrainingDivergedError``) is kept in ``error`` unless ``error_score`` is
-    ``'raise'``.
-    """
-    if prefix_run.error is not None:
-        return prefix_run
-    start = time.perf_counter()
-    scored_before = prefix_run.run.scoring_seconds
-    try:
-        prefix_run.run.train(
-            _safe_indexing(X, prefix_run.prefix),
-            _safe_indexing(y, prefix_run.prefix),
-            _safe_indexing(X, prefix_run.coded),
-            _safe_indexing(y, prefix_run.coded),
-            epochs,
-        )
-    except Exception as error:  # noqa: BLE001 — reported as error_score says
-        if isinstance(error_score, str) and error_score == "raise":
-            raise
-        prefix_run.error = f"{type(error).__name__}: {error}"
-    prefix_run.training_seconds += time.perf_counter() - start - (prefix_run.run.scoring_seconds - scored_before)
-    return prefix_run
-
-
-class BlockPrequentialSearchCV(BaseSearchCV):
+class BlockPrequentialSearchCV(_EpochwiseSearch):
     """Choose a configuration and its stopping epoch by forward chaining; refit once.
 
     For every candidate of ``param_grid`` a clone of ``estimator`` is trained on each prefix of
@@ -338,17 +243,10 @@ class BlockPrequentialSearchCV(BaseSearchCV):
     """
 
     _parameter_constraints = {
-        "estimator": "no_validation",
-        "param_grid": [dict, list],
+        **_EpochwiseSearch._parameter_constraints,
         "n_blocks": [Interval(Integral, 1, None, closed="left")],
         "n_orderings": [Interval(Integral, 1, None, closed="left")],
-        "successive_halving": ["boolean"],
         "random_state": [Interval(Integral, 0, None, closed="left")],
-        "refit": ["boolean"],
-        "n_jobs": [Integral, None],
-        "verbose": ["verbose"],
-        "pre_dispatch": [Integral, str],
-        "error_score": [StrOptions({"raise"}), Real],
     }
 
     def __init__(
@@ -367,137 +265,19 @@ class BlockPrequentialSearchCV(BaseSearchCV):
         error_score=np.nan,
     ):
         super().__init__(
-            estimator=estimator,
-            scoring=None,
-            n_jobs=n_jobs,
+            estimator,
+            param_grid,
+            successive_halving=successive_halving,
             refit=refit,
-            cv=None,
+            n_jobs=n_jobs,
             verbose=verbose,
             pre_dispatch=pre_dispatch,
             error_score=error_score,
-            return_train_score=False,
         )
-        self.param_grid = param_grid
         self.n_blocks = n_blocks
         self.n_orderings = n_orderings
-        self.successive_halving = successive_halving
         self.random_state = random_state
 
-    def fit(self, X, y):
-        """Run forward chaining for every candidate, keep the best (candidate, epoch), refit it.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,)
-
-        Returns
-        -------
-        self : object
-        """
-        self._validate_params()
-        if y is None:
-            raise ValueError("BlockPrequentialSearchCV needs targets y: the criterion codes them.")
-        epochs_name = _epochs_parameter(self.estimator)
-        candidates = list(ParameterGrid(self.param_grid))
-        classifier = is_classifier(self.estimator)
-        blocks = BlockPrequential(self.n_blocks, self.random_state, self.n_orderings).blocks(y, classifier)
-        runs = [[_PrefixRun(self._candidate(p, untracked=True), *block) for block in blocks] for p in candidates]
-        parallel = Parallel(n_jobs=self.n_jobs, verbose=self.verbose, pre_dispatch=self.pre_dispatch)
-        alive = np.arange(len(candidates))
-        fractions = HALVING_STAGES if self.successive_halving else (1.0,)
-        for fraction in fractions:
-            tasks = [(c, b) for c in alive for b in range(len(blocks))]
-            advanced = parallel(
-                delayed(_advance)(runs[c][b], X, y, max(1, math.ceil(fraction * runs[c][b].budget)), self.error_score)
-                for c, b in tasks
-            )
-            for (c, b), prefix_run in zip(tasks, advanced):
-                runs[c][b] = prefix_run
-            if fraction < 1:  # keep the better half, by the best value each has reached so far
-                reached = np.array([_best_so_far(runs[c]) for c in alive])
-                alive = np.sort(alive[np.argsort(-reached, kind="stable")[: math.ceil(len(alive) / 2)]])
-        self._record_results(candidates, runs)
-        best = self.best_index_
-        self.best_params_ = {**candidates[best], epochs_name: self.best_epoch_}
-        if self.refit:
-            start = time.perf_counter()
-            self.best_estimator_ = self._candidate(self.best_params_, untracked=False).fit(X, y)
-            self.refit_time_ = time.perf_counter() - start
-        self.scorer_ = log_predictive_scorer
-        self.multimetric_ = False
-        self.n_splits_ = len(blocks)
-        return self
-
-    def _candidate(self, params, untracked):
-        learner = clone(self.estimator).set_params(**{k: clone(v, safe=False) for k, v in params.items()})
-        return without_bound_tracking(learner) if untracked else learner
-
-    def _record_results(self, candidates, runs):
-        n_candidates, n_splits = len(candidates), len(runs[0])
-        longest = max(run.budget for prefix_runs in runs for run in prefix_runs)
-        curves = np.full((n_candidates, longest), np.nan)
-        split_scores = np.full((n_candidates, n_splits), np.nan)
-        fit_times = np.array([[run.training_seconds for run in prefix_runs] for prefix_runs in runs])
-        trained = np.array([min(run.run.epochs for run in prefix_runs) for prefix_runs in runs])
-        best_epochs = np.ma.masked_all(n_candidates, dtype=int)
-        failures = []
-        for c, prefix_runs in enumerate(runs):
-            errors = [run.error for run in prefix_runs if run.error is not None]
-            if errors:
-                failures.append(f"{candidates[c]}: {errors[0]}")
-                continue
-            parts = [run.curve for run in prefix_runs]
-            curve = _criterion(parts, prefix_runs)
-            curves[c, : len(curve)] = curve
-            epoch = int(np.argmax(curve))
-            best_epochs[c] = epoch + 1
-            split_scores[c] = [part[epoch] / len(run.coded) for part, run in zip(parts, prefix_runs)]
-        if len(failures) == n_candidates:
-            raise ValueError(f"Every candidate failed forward chaining; the first: {failures[0]}")
-        if failures:
-            warnings.warn(
-                f"{len(failures)} of {n_candidates} candidates failed forward chaining and were scored "
-                f"error_score={self.error_score!r}; the first: {failures[0]}",
-                FitFailedWarning,
-                stacklevel=3,
-            )
-        failed = np.ma.getmaskarray(best_epochs)
-        scores = np.max(np.where(np.isnan(curves), -np.inf, curves), axis=1)
-        if failed.any():  # then error_score is a number: 'raise' raised in _advance
-            scores[failed] = self.error_score
-        ranking = np.where(np.isfinite(scores), scores, -np.inf)
-        order = np.argsort(-ranking, kind="stable")
-        ranks = np.empty(n_candidates, dtype=np.int32)
-        ranks[order] = np.arange(1, n_candidates + 1)
-        for i in range(1, n_candidates):  # ties share the better rank, as in GridSearchCV
-            if ranking[order[i]] == ranking[order[i - 1]]:
-                ranks[order[i]] = ranks[order[i - 1]]
-        with np.errstate(invalid="ignore"):  # a candidate that codes some block at -inf: std NaN
-            spread = split_scores.std(axis=1)
-        results = {
-            "mean_fit_time": fit_times.mean(1),
-            "std_fit_time": fit_times.std(1),
-            "params": candidates,
-            "mean_test_score": scores,
-            "std_test_score": spread,
-            "rank_test_score": ranks,
-            "best_epoch": best_epochs,
-            "n_epochs_trained": trained,
-        }
-        for i in range(n_splits):
-            results[f"split{i}_test_score"] = split_scores[:, i]
-        for name in sorted({name for params in candidates for name in params}):
-            column = np.ma.masked_all(n_candidates, dtype=object)
-            for c, params in enumerate(candidates):
-                if name in params:
-                    column[c] = params[name]
-            results[f"param_{name}"] = column
-        self.cv_results_ = results
-        self.criterion_curves_ = curves
-        self.best_index_ = int(order[0])
-        self.best_score_ = float(scores[self.best_index_])
-        self.best_epoch_ = int(best_epochs[self.best_index_])
-
-    def _run_search(self, evaluate_candidates, *, callback_ctx=None):
-        raise NotImplementedError("BlockPrequentialSearchCV.fit does not use cross-validation splits.")
+    def _held_out_splits(self, X, y):
+        scheme = BlockPrequential(self.n_blocks, self.random_state, self.n_orderings)
+        return scheme.blocks(y, classifier=is_classifier(self.estimator))

@@ -18,7 +18,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from ._base import BayesianNetEstimator
-from ._forward_chaining import _advance, _PrefixRun, untracked_clone
+from ._epoch_curves import HeldOutRun, advance, untracked_clone
 from .exceptions import BoundUndefinedError
 from .model_selection import BlockPrequential, resolve_criterion
 
@@ -235,12 +235,12 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
         """Train the prefix learners in stages of ``patience`` epochs; the criterion curve."""
         learner = untracked_clone(self.estimator).set_params(max_epochs=max_epochs)
         blocks = scheme.blocks(y, classifier=is_classifier(self.estimator))
-        runs = [_PrefixRun(learner, prefix, coded) for prefix, coded in blocks]
+        runs = [HeldOutRun(learner, prefix, coded) for prefix, coded in blocks]
         stage = self.patience or max_epochs
         curve = []
         while len(curve) < max_epochs:
             epochs = min(max_epochs, len(curve) + stage)
-            runs = [_advance(run, X, y, epochs, error_score="raise") for run in runs]
+            runs = [advance(run, X, y, epochs, error_score="raise") for run in runs]
             for value in sum(run.curve for run in runs)[len(curve) :]:
                 curve.append(float(value))
                 if rule.update(value):

@@ -53,6 +53,7 @@ from sklearn.model_selection._search import BaseSearchCV
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import _num_samples
 
+from ._epochwise_search import EpochwiseGridSearchCV
 from ._forward_chaining import BlockPrequential, BlockPrequentialSearchCV, block_prequential_log_likelihood
 from ._predictive import log_predictive_scorer, predictive_log_likelihood
 
@@ -60,6 +61,7 @@ __all__ = [
     "BlockPrequential",
     "BlockPrequentialSearchCV",
     "BoundScorer",
+    "EpochwiseGridSearchCV",
     "ScreenedGridSearchCV",
     "TrainOnlySplit",
     "block_prequential_log_likelihood",

@@ -1,4 +1,4 @@
-"""Per-epoch held-out curves from one fit, and the forward-chaining search built on them."""
+"""Per-epoch held-out curves from one fit, and the searches built on them (forward chaining, CV)."""
 
 import pickle
 import warnings
@@ -9,17 +9,20 @@ from sklearn.base import clone
 from sklearn.datasets import load_diabetes
 from sklearn.exceptions import FitFailedWarning
 from sklearn.linear_model import Ridge
+from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import PolynomialFeatures, StandardScaler
 
 from sklearn_ibvi import EntropySGDClassifier, EntropySGDRegressor, IBVIClassifier, IBVIRegressor
 from sklearn_ibvi._epoch_curves import CALLBACK_NAME, EpochwiseRun, epochwise_evaluations
-from sklearn_ibvi._forward_chaining import without_bound_tracking
+from sklearn_ibvi._epoch_curves import without_bound_tracking
 from sklearn_ibvi.exceptions import TrainingDivergedError
 from sklearn_ibvi.model_selection import (
     BlockPrequential,
     BlockPrequentialSearchCV,
+    EpochwiseGridSearchCV,
     block_prequential_log_likelihood,
+    log_predictive_scorer,
     predictive_log_likelihood,
 )
 from test_model_selection import evidence_picks_degree, linear_model, polynomial_data
@@ -227,3 +230,47 @@ def test_successive_halving_keeps_the_better_half_at_each_stage(diabetes):
     masked = np.where(np.isnan(halved.criterion_curves_), -np.inf, halved.criterion_curves_)
     best = np.unravel_index(np.argmax(masked), masked.shape)
     assert (halved.best_index_, halved.best_epoch_) == (best[0], best[1] + 1)
+
+
+# -- cross-validation, epoch by epoch --------------------------------------------------------
+
+
+def test_epochwise_cv_is_sklearns_grid_search_over_every_epoch_count(diabetes):
+    """Independent reference: GridSearchCV with the held-out log predictive density, fitting every
+    (candidate, max_epochs) from scratch on the same folds. Equal folds (160 rows / 5), so the
+    mean of the folds' means is the mean over held-out rows."""
+    X, y = diabetes
+    estimator = EntropySGDRegressor(hidden_layer_sizes=(8,), max_epochs=4, batch_size=32, entropy=None, random_state=0)
+    grid = {"prior_scale": [0.5, 2.0]}
+    folds = KFold(5, shuffle=True, random_state=0)
+    search = EpochwiseGridSearchCV(estimator, grid, cv=folds, successive_halving=False).fit(X, y)
+    reference = GridSearchCV(
+        estimator, {**grid, "max_epochs": [1, 2, 3, 4]}, scoring=log_predictive_scorer, cv=folds
+    ).fit(X, y)
+    expected = reference.cv_results_["mean_test_score"].reshape(4, 2).T  # ParameterGrid: prior_scale varies fastest
+    np.testing.assert_allclose(search.criterion_curves_, expected, rtol=1e-10)
+    assert search.best_params_ == reference.best_params_
+    assert search.n_splits_ == 5
+    for i in range(5):
+        np.testing.assert_allclose(
+            search.cv_results_[f"split{i}_test_score"][search.best_index_],
+            reference.cv_results_[f"split{i}_test_score"][reference.best_index_],
+            rtol=1e-10,
+        )
+    refit = clone(estimator).set_params(**search.best_params_).fit(X, y)
+    np.testing.assert_array_equal(search.predict(X), refit.predict(X))
+
+
+def test_epochwise_cv_of_a_classifier_uses_stratified_folds_and_halves(iris):
+    X, y = iris
+    estimator = EntropySGDClassifier(hidden_layer_sizes=(8,), max_epochs=8, random_state=0)
+    grid = {"prior_scale": [0.5, 1.0, 2.0], "lr": [0.01, 0.03]}
+    search = EpochwiseGridSearchCV(estimator, grid, cv=3).fit(X, y)
+    assert search.n_splits_ == 3
+    assert sorted(search.cv_results_["n_epochs_trained"]) == [1, 1, 1, 2, 4, 8]
+    full = EpochwiseGridSearchCV(estimator, grid, cv=StratifiedKFold(3), successive_halving=False).fit(X, y)
+    for c, trained in enumerate(search.cv_results_["n_epochs_trained"]):
+        np.testing.assert_allclose(search.criterion_curves_[c, :trained], full.criterion_curves_[c, :trained], rtol=1e-12)
+    assert search.predict_proba(X).shape == (150, 3)
+    with pytest.raises(ValueError, match="cv"):
+        EpochwiseGridSearchCV(estimator, grid, cv="five").fit(X, y)

@@ -48,7 +48,7 @@ import run_study as base  # noqa: E402  (the first study's data, models and Lapl
 
 import sklearn_ibvi  # noqa: E402
 from sklearn_ibvi._epoch_curves import epochwise_evaluations  # noqa: E402
-from sklearn_ibvi._forward_chaining import without_bound_tracking  # noqa: E402
+from sklearn_ibvi._epoch_curves import without_bound_tracking  # noqa: E402
 from sklearn_ibvi.exceptions import BoundValidityWarning  # noqa: E402
 from sklearn_ibvi.model_selection import BlockPrequential  # noqa: E402
 
@@ -187,6 +187,25 @@ def halving(curves, rungs=(8, 4, 2, 1)):
     return int(c), int(e), trained / epochs
 
 
+def cross_validation_variants(rows, refit):
+    """Cheaper cross-validation on the same fold fits: successive halving over epochs (as the
+    search's), and — where the run recorded each fold's curve — the first ``k`` of the 5 folds.
+    ``{selector: (config index, epoch index, compute seconds)}``."""
+    c, e, fraction = halving(np.array([r["cv"] for r in rows]))
+    seconds = np.array([r["seconds"]["cv"] for r in rows])
+    choices = {"5-fold CV, successive halving": (c, e, float(seconds @ fraction) + refit)}
+    if not all("cv_folds" in r for r in rows):
+        return choices
+    for k in (3, 2, 1):
+        sums = np.array([np.sum(r["cv_folds"][:k], axis=0) for r in rows])
+        seconds = np.array([sum(r["seconds"]["cv_folds"][:k]) for r in rows])
+        c, e = np.unravel_index(np.argmax(sums), sums.shape)
+        choices[f"{k} of 5 CV folds"] = (int(c), int(e), float(seconds.sum()) + refit)
+        c, e, fraction = halving(sums)
+        choices[f"{k} of 5 CV folds, successive halving"] = (c, e, float(seconds @ fraction) + refit)
+    return choices
+
+
 def select(result):
     """(config index, epoch index, compute seconds) per selector, and the summary per selector."""
     rows = result["configs"]
@@ -226,6 +245,7 @@ def select(result):
         else:
             c, e, fraction = halving(curves)
             choices[label + ", successive halving"] = (c, e, float(seconds @ fraction) + refit)
+    choices.update(cross_validation_variants(rows, refit))
     curves = np.array([block_curve(r, 3, [0]) for r in rows])
     c = int(np.argmax(curves.max(axis=1)))
     choices["block prequential K=3, extrapolated epoch"] = (
@@ -260,24 +280,30 @@ def select(result):
     return summary
 
 
-def stopping_ratios(result):
-    """Per configuration: criterion-peak epoch / test-optimal epoch, for each stopping rule."""
+def stopping_points(result):
+    """Per configuration and stopping rule: (rule's epoch / test-optimal epoch, stopping regret =
+    test NLL at the rule's epoch − the configuration's lowest test NLL)."""
     rows = result["configs"]
     epochs = len(rows[0]["test_nll"])
-    out = {"5-fold CV": [], "bound": [], "block prequential K=3": [], "block prequential K=3, extrapolated epoch": []}
     n_orderings = len(rows[0]["blocks"])
-    if n_orderings > 1:  # the first two orderings, so that runs with more stay comparable
-        out["block prequential K=3, 2 orderings"] = []
-        out["block prequential K=2, 2 orderings"] = []
+    out = {}
     for r in rows:
-        optimum = int(np.argmin(r["test_nll"])) + 1
-        out["5-fold CV"].append((int(np.argmax(r["cv"])) + 1) / optimum)
-        out["bound"].append((int(np.argmax(r["bound"])) + 1) / optimum)
-        out["block prequential K=3"].append((int(np.argmax(block_curve(r, 3, [0]))) + 1) / optimum)
-        out["block prequential K=3, extrapolated epoch"].append((extrapolated_epoch(r, [0], epochs) + 1) / optimum)
-        for k in (3, 2) if n_orderings > 1 else ():
-            curve = block_curve(r, k, [0, 1])
-            out[f"block prequential K={k}, 2 orderings"].append((int(np.argmax(curve)) + 1) / optimum)
+        test = np.array(r["test_nll"])
+        optimum = int(np.argmin(test))
+        stops = {
+            "5-fold CV": int(np.argmax(r["cv"])),
+            "bound": int(np.argmax(r["bound"])),
+            "block prequential K=3": int(np.argmax(block_curve(r, 3, [0]))),
+            "block prequential K=3, extrapolated epoch": extrapolated_epoch(r, [0], epochs),
+        }
+        for k in (3, 2) if n_orderings > 1 else ():  # the first two orderings: runs with more stay comparable
+            stops[f"block prequential K={k}, 2 orderings"] = int(np.argmax(block_curve(r, k, [0, 1])))
+        if n_orderings > 1:  # the same number of SGD steps as the largest prefix took (a rejected idea)
+            steps = [math.ceil(m / base.BATCH_SIZE) for m in (r["prefix_sizes"][-1], result["n_train"])]
+            peak = stops["block prequential K=2, 2 orderings"] + 1
+            stops["block prequential K=2, 2 orderings, step-matched"] = max(1, round(peak * steps[0] / steps[1])) - 1
+        for rule, stop in stops.items():
+            out.setdefault(rule, []).append(((stop + 1) / (optimum + 1), test[stop] - test[optimum]))
     return out
 
 
@@ -290,6 +316,11 @@ EXPLORATION_SEEDS = {0, 1, 2, 3}
 #: Run after the first confirmation, with a third row ordering recorded (its variants are new
 #: there: exploratory for them, a second confirmation for the default).
 SECOND_CONFIRMATION_SEEDS = {8, 9, 10, 11}
+#: The third round records every CV fold's curve: partial CV (k of the 5 folds) is explored on
+#: the first four of its splits and confirmed on the last four; for the search's default and for
+#: 5-fold CV with successive halving all eight are further confirmation.
+THIRD_ROUND_EXPLORATION_SEEDS = {12, 13, 14, 15}
+THIRD_ROUND_CONFIRMATION_SEEDS = {16, 17, 18, 19}
 
 
 def groups_of(results):
@@ -301,6 +332,10 @@ def groups_of(results):
             stage = "exploration"
         elif result["seed"] in SECOND_CONFIRMATION_SEEDS:
             stage = "second confirmation (three orderings recorded)"
+        elif result["seed"] in THIRD_ROUND_EXPLORATION_SEEDS:
+            stage = "third round (CV folds recorded), exploration for partial CV"
+        elif result["seed"] in THIRD_ROUND_CONFIRMATION_SEEDS:
+            stage = "third round (CV folds recorded), confirmation"
         else:
             stage = "confirmation"
         groups.setdefault(f"{family}, {stage} splits", []).append(label)
@@ -351,13 +386,13 @@ def per_dataset_table(labels, results, summaries, selectors):
 
 def stopping_table(labels, results):
     datasets = list(dict.fromkeys(results[label]["dataset"] for label in labels))
-    ratios = {label: stopping_ratios(results[label]) for label in labels}
+    points = {label: stopping_points(results[label]) for label in labels}
     lines = ["| rule | " + " | ".join(datasets) + " |", "|---" * (len(datasets) + 1) + "|"]
-    for rule in ratios[labels[0]]:
+    for rule in points[labels[0]]:
         cells = []
         for d in datasets:
-            values = np.concatenate([ratios[label][rule] for label in labels if results[label]["dataset"] == d])
-            cells.append(f"{np.median(values):.2f} ({np.mean(np.abs(values - 1) <= 0.25):.0%})")
+            ratio, regret = np.concatenate([points[label][rule] for label in labels if results[label]["dataset"] == d]).T
+            cells.append(f"{np.median(ratio):.2f} ({np.mean(np.abs(ratio - 1) <= 0.25):.0%}; {np.mean(regret):.4f})")
         lines.append(f"| {rule} | " + " | ".join(cells) + " |")
     cells = []
     for d in datasets:
@@ -409,9 +444,16 @@ def write_report(results, commands, minutes, notes, path):
     selectors = [s for s in dict.fromkeys(k for v in summaries.values() for k in v) if s != "test oracle"]
     groups = groups_of(results)
     esgd = [label for label in results if results[label].get("family") != "ibvi"]
-    confirmation = [label for group, labels in groups.items() if "confirmation" in group for label in labels]
+    confirmation = [  # every split the search's default was not chosen on
+        label
+        for label, result in results.items()
+        if result.get("family") == "ibvi" or result["seed"] not in EXPLORATION_SEEDS
+    ]
     if len(groups) > 1 and esgd:
         groups["entropy-SGD, every split (exploration included: flatters the variants chosen there)"] = esgd
+    third = [label for group, labels in groups.items() if group.startswith("entropy-SGD, third round") for label in labels]
+    if len(third) > len(groups.get("entropy-SGD, third round (CV folds recorded), confirmation splits", [])):
+        groups["entropy-SGD, third round, all eight splits"] = third
     if len({results[label].get("family") for label in confirmation}) > 1:
         groups = {"Both families, every confirmation split": confirmation, **groups}
     for group, labels in groups.items():
@@ -431,7 +473,8 @@ def write_report(results, commands, minutes, notes, path):
             f"### {group}: where each rule stops",
             "",
             "Per configuration and split: the criterion's peak epoch / the epoch of lowest test NLL (targets: within "
-            "±25 %). Median ratio (share within ±25 %).",
+            "±25 %). Median ratio (share within ±25 %; mean stopping regret: test NLL at the rule's epoch − the "
+            "configuration's lowest, nats).",
             "",
             *stopping_table(labels, results),
             "",
