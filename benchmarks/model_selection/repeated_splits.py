@@ -11,7 +11,9 @@ variants of the criterion are compared on the same fits:
 - ``patience`` 10 on the criterion (the prefix fits stop where BoundEarlyStopping would);
 - the stopping epoch extrapolated from the prefixes' own optima to ``n`` rows (a power law in
   the prefix size) instead of read off the summed curve;
-- screening by forward chaining, then 5-fold CV over the top 3.
+- screening by forward chaining, then 5-fold CV over the top 3;
+- cheaper cross-validation on the same fold fits: 5-fold CV with successive halving over epochs,
+  and (where each fold's curve was recorded) the first k of the 5 folds.
 
 Every fit scores its held-out rows after each epoch from inside one ``fit``
 (:func:`sklearn_ibvi._epoch_curves.epochwise_evaluations`), for CV folds and prefixes alike, so
@@ -434,7 +436,9 @@ def write_report(results, commands, minutes, notes, path):
         "split); orderings averaged; patience 10 on the summed curve; successive halving over epochs (stages at "
         "1/8, 1/4, 1/2, 1 of the epochs, the better half of the candidates kept after each); the stopping epoch "
         "extrapolated to n rows from each prefix's own optimum (log-linear in the prefix size); screening by K = 3 "
-        "and 5-fold CV over the top 3.",
+        "and 5-fold CV over the top 3. Cross-validation variants on the same fold fits: 5-fold CV with the same "
+        "successive halving (`EpochwiseGridSearchCV()`), and — on the third round, which recorded each fold — the "
+        "first k of the 5 folds, with and without halving.",
         "",
         f"Exploration splits: {sorted(EXPLORATION_SEEDS)} (entropy-SGD); the variants were compared there and one "
         "was chosen as the default of `BlockPrequentialSearchCV` before the confirmation splits were run.",
