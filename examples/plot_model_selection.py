@@ -13,8 +13,10 @@ the epochs: their curves end early in the plot.
 Here it chooses the width, the prior scale and the epoch of an
 :class:`~sklearn_ibvi.EntropySGDRegressor` on the diabetes data, beside 5-fold
 cross-validation over the same widths and priors and three epoch budgets (``GridSearchCV``
-retrains for each budget). Both are scored on a held-out test set the selectors never see;
-the compute is their wall time.
+retrains for each budget), and beside
+:class:`~sklearn_ibvi.model_selection.EpochwiseGridSearchCV`, 5-fold cross-validation that
+reads every epoch off one fit per fold and halves the candidates the same way. All are scored
+on a held-out test set the selectors never see; the compute is their wall time.
 """
 
 import time
@@ -27,7 +29,7 @@ from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.preprocessing import StandardScaler
 
 from sklearn_ibvi import EntropySGDRegressor
-from sklearn_ibvi.model_selection import BlockPrequentialSearchCV, log_predictive_scorer
+from sklearn_ibvi.model_selection import BlockPrequentialSearchCV, EpochwiseGridSearchCV, log_predictive_scorer
 
 X, y = load_diabetes(return_X_y=True)
 X_train, X_test, y_train, y_test = train_test_split(X, y, train_size=300, random_state=0)
@@ -47,26 +49,42 @@ cv = GridSearchCV(estimator, {**grid, "max_epochs": [25, 50, 100]}, scoring=log_
 cv.fit(X_train, y_train)
 cv_seconds = time.perf_counter() - start
 
-for name, selector, seconds in [("forward chaining", search, search_seconds), ("5-fold CV", cv, cv_seconds)]:
+start = time.perf_counter()
+epochwise = EpochwiseGridSearchCV(estimator, grid, cv=5).fit(X_train, y_train)
+epochwise_seconds = time.perf_counter() - start
+
+selectors = [
+    ("forward chaining", search, search_seconds),
+    ("5-fold CV", cv, cv_seconds),
+    ("5-fold CV, epochwise", epochwise, epochwise_seconds),
+]
+for name, selector, seconds in selectors:
     params = selector.best_params_
     print(
-        f"{name:>16}: width {params['hidden_layer_sizes'][0]:>3}, prior scale {params['prior_scale']}, "
+        f"{name:>20}: width {params['hidden_layer_sizes'][0]:>3}, prior scale {params['prior_scale']}, "
         f"{params['max_epochs']:>3} epochs; test log predictive density "
         f"{log_predictive_scorer(selector.best_estimator_, X_test, y_test):.3f} nats/row; {seconds:.1f} s"
     )
 
 # %%
-# The criterion of every candidate after every epoch, and its chosen epoch.
-fig, ax = plt.subplots(figsize=(6.4, 3.8))
-epochs = np.arange(1, search.criterion_curves_.shape[1] + 1)
-for params, curve in zip(search.cv_results_["params"], search.criterion_curves_):
-    label = f"width {params['hidden_layer_sizes'][0]}, prior scale {params['prior_scale']}"
-    ax.plot(epochs, curve, label=label)
-ax.axvline(search.best_epoch_, color="k", ls=":", label=f"chosen: epoch {search.best_epoch_}")
-ax.set_xlabel("epoch")
-ax.set_ylabel("forward-chaining log density (nats/row)")
-ax.set_ylim(np.nanmax(search.criterion_curves_) - 1.5, np.nanmax(search.criterion_curves_) + 0.1)
-ax.legend(fontsize=8)
-ax.set_title("BlockPrequentialSearchCV on diabetes (300 training rows)")
+# The criterion of every candidate after every epoch, and the chosen epoch: forward chaining
+# (left) and cross-validation (right) read off the same kind of curves.
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+for ax, selector, title in [
+    (axes[0], search, "BlockPrequentialSearchCV"),
+    (axes[1], epochwise, "EpochwiseGridSearchCV (5 folds)"),
+]:
+    curves = selector.criterion_curves_
+    epochs = np.arange(1, curves.shape[1] + 1)
+    for params, curve in zip(selector.cv_results_["params"], curves):
+        label = f"width {params['hidden_layer_sizes'][0]}, prior scale {params['prior_scale']}"
+        ax.plot(epochs, curve, label=label)
+    ax.axvline(selector.best_epoch_, color="k", ls=":", label=f"chosen: epoch {selector.best_epoch_}")
+    ax.set_xlabel("epoch")
+    ax.set_title(f"{title}, diabetes (300 rows)", fontsize=10)
+best = max(np.nanmax(search.criterion_curves_), np.nanmax(epochwise.criterion_curves_))
+axes[0].set_ylim(best - 1.5, best + 0.1)
+axes[0].set_ylabel("held-out log density (nats/row)")
+axes[1].legend(fontsize=8)
 fig.tight_layout()
 plt.show()
