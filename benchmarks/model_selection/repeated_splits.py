@@ -90,7 +90,21 @@ def summed_log_density(outputs, y, task, classes, ratio):
     return np.array([np.sum(base.log_density(o, y, task, classes, ratio)) for o in outputs])
 
 
-def study_split(name, data, seed, n_orderings, use_laplace, family="entropy_sgd"):
+def antithetic_blocks(blocks, y, seed, classifier):
+    """The blocks of the order that swaps the halves of ``blocks``' order (each half shuffled):
+    its n/2 prefix is the other ordering's coded half, so the pair codes every row once at the
+    last level (and disjoint rows at the others), where two random orders overlap."""
+    first_half, second_half = blocks[-1]
+    rng = np.random.RandomState(10_000 + seed)
+    order = np.r_[rng.permutation(second_half), rng.permutation(first_half)]
+    if classifier:  # as BlockPrequential: one row of every class first
+        _, first = np.unique(y[order], return_index=True)
+        order = np.r_[order[np.sort(first)], np.delete(order, first)]
+    cuts = [len(blocks[0][0])] + [len(prefix) + len(coded) for prefix, coded in blocks]
+    return [(order[:start], order[start:stop]) for start, stop in zip(cuts[:-1], cuts[1:])]
+
+
+def study_split(name, data, seed, n_orderings, use_laplace, family="entropy_sgd", antithetic=False):
     """Every curve of one data set and one train/test split (the base grid of ``family``)."""
     X, y, X_test, y_test, task = data
     classes = np.unique(y) if task == "classification" else None
@@ -106,6 +120,8 @@ def study_split(name, data, seed, n_orderings, use_laplace, family="entropy_sgd"
     splits = list(folds.split(X, y))
     schemes = [BlockPrequential(N_BLOCKS, random_state=100 * seed + o, n_orderings=1) for o in range(n_orderings)]
     blocks = [s.blocks(y, classifier=task == "classification") for s in schemes]
+    if antithetic:  # recorded after the random orderings, so the random-ordering variants are unchanged
+        blocks.append(antithetic_blocks(blocks[0], y, seed, task == "classification"))
     paths = {}
     for path in sorted({path_of(c) for c in configs}, key=str):
         estimator = without_bound_tracking(base.make_estimator(family, task, *path))
@@ -147,6 +163,8 @@ def study_split(name, data, seed, n_orderings, use_laplace, family="entropy_sgd"
             ),
             validity_warnings=int(fitted.validity_warnings_),
         )
+        if antithetic:
+            row["antithetic_ordering"] = len(blocks) - 1
         if use_laplace and family == "entropy_sgd":
             evidence, train_s, laplace_s = base.laplace_log_evidence(
                 X, y, task, width, prior_scale, noise if noise else 1.0, len(classes) if classes is not None else 0
@@ -242,15 +260,22 @@ def select(result):
     c = int(np.argmax([bound[i][kept] for i, (kept, _) in enumerate(stops)]))
     cost = sum(r["seconds"]["full_fit_with_bound"] * (s + 1) / epochs for r, (_, s) in zip(rows, stops))
     choices[f"bound + patience {PATIENCE}"] = (c, stops[c][0], cost)
-    n_orderings = len(rows[0]["blocks"])
+    antithetic = rows[0].get("antithetic_ordering")
+    n_random = len(rows[0]["blocks"]) - (antithetic is not None)
     variants = [(k, [0], None) for k in (3, 2, 1)] + [(3, [0], "patience"), (3, [0], "halving")]
-    for count in sorted({2, n_orderings}):
-        if n_orderings >= count > 1:
+    for count in sorted({2, n_random}):
+        if n_random >= count > 1:
             variants += [(k, list(range(count)), rule) for k in (3, 2, 1) for rule in (None, "halving")]
+    if antithetic is not None:
+        variants += [(k, [0, antithetic], rule) for k in (2, 1) for rule in (None, "halving")]
     for k, orderings, rule in variants:
         curves = np.array([block_curve(r, k, orderings) for r in rows])
         seconds = np.array([block_seconds(r, k, orderings) for r in rows])
-        label = f"block prequential K={k}" + (f", {len(orderings)} orderings" if len(orderings) > 1 else "")
+        label = f"block prequential K={k}"
+        if antithetic in orderings:
+            label += ", antithetic pair"
+        elif len(orderings) > 1:
+            label += f", {len(orderings)} orderings"
         if rule is None:
             choices[label] = (*argmax2(curves), seconds.sum() + refit)
         elif rule == "patience":
@@ -538,6 +563,7 @@ def main(argv=None):
     parser.add_argument("--orderings", type=int, default=2)
     parser.add_argument("--family", default="entropy_sgd", choices=["entropy_sgd", "ibvi"])
     parser.add_argument("--no-laplace", action="store_true")
+    parser.add_argument("--antithetic", action="store_true", help="also record the antithetic of ordering 0")
     parser.add_argument("--quick", action="store_true", help="tiny smoke test (not for reporting)")
     parser.add_argument("--out", default=str(HERE))
     parser.add_argument("--merge", nargs="*", default=[], help="repeated_splits.json(.gz) files to combine and report")
@@ -569,7 +595,9 @@ def main(argv=None):
             for name in args.datasets.split(","):
                 t0 = time.perf_counter()
                 label = f"{name} / split {seed}" + (" (IBVI)" if args.family == "ibvi" else "")
-                results[label] = study_split(name, data[name], seed, args.orderings, not args.no_laplace, args.family)
+                results[label] = study_split(
+                    name, data[name], seed, args.orderings, not args.no_laplace, args.family, args.antithetic
+                )
                 print(f"{name} split {seed}: {time.perf_counter() - t0:.0f}s", flush=True)
         commands, minutes, notes = [command], (time.perf_counter() - started) / 60, []
     out.mkdir(parents=True, exist_ok=True)
