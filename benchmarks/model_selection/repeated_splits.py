@@ -382,6 +382,9 @@ SECOND_CONFIRMATION_SEEDS = {8, 9, 10, 11}
 #: 5-fold CV with successive halving all eight are further confirmation.
 THIRD_ROUND_EXPLORATION_SEEDS = {12, 13, 14, 15}
 THIRD_ROUND_CONFIRMATION_SEEDS = {16, 17, 18, 19}
+#: The fourth round also records the antithetic of ordering 0 (pre-registered comparison with the
+#: random pair) and tests the scaled stopping epoch; for the rest it is further confirmation.
+FOURTH_ROUND_SEEDS = set(range(24, 32))
 
 
 def groups_of(results):
@@ -399,6 +402,8 @@ def groups_of(results):
             stage = "third round (CV folds recorded), exploration for partial CV"
         elif result["seed"] in THIRD_ROUND_CONFIRMATION_SEEDS:
             stage = "third round (CV folds recorded), confirmation"
+        elif result["seed"] in FOURTH_ROUND_SEEDS:
+            stage = "fourth round (antithetic ordering recorded)"
         else:
             stage = "confirmation"
         groups.setdefault(f"{family}, {stage} splits", []).append(label)
