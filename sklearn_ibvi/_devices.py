@@ -15,7 +15,6 @@ from skorch.exceptions import DeviceWarning
 _TORCH_RNG_LOCK = threading.RLock()
 
 
-
 def resolve_device(device):
     """``'auto'`` → ``'cuda'`` when available, else ``'cpu'``; a CUDA device must be available.
 

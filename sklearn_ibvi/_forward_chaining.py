@@ -18,6 +18,13 @@ from ._epochwise_search import _EpochwiseSearch
 from ._predictive import predictive_log_likelihood
 
 
+def classes_first(order, y):
+    """``order`` with the first row of every class moved to the front (in order of appearance),
+    so that every prefix of it has seen every class."""
+    _, first = np.unique(y[order], return_index=True)
+    return np.r_[order[np.sort(first)], np.delete(order, first)]
+
+
 class BlockPrequential:
     """The forward-chaining (block-prequential) criterion and its blocks.
 
@@ -94,8 +101,7 @@ class BlockPrequential:
         for ordering in range(self.n_orderings):
             order = np.random.RandomState(self.random_state + ordering).permutation(n)
             if classifier:
-                _, first = np.unique(y[order], return_index=True)
-                order = np.r_[order[np.sort(first)], np.delete(order, first)]
+                order = classes_first(order, y)
             blocks += [(order[:start], order[start:stop]) for start, stop in zip(cuts[:-1], cuts[1:])]
         return blocks
 

@@ -117,7 +117,7 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
           similar cost in test NLL) and 1.9× on 2000 MNIST rows (CV 1.2×).
         - ``'auto'``: ``'block_prequential'``, the criterion the study shows stopping best,
           when there are at least ``MIN_ROWS_FOR_BLOCK_PREQUENTIAL`` (64) training rows so its
-          first prefix has 8 or more (and, for classifiers, room for every class); ``'bound'``
+          first prefix has 16 or more (and, for classifiers, room for every class); ``'bound'``
           on smaller data. The choice made is in ``criterion_``.
 
         ``'prequential'`` is a one-pass quantity (it does not change after the first epoch), so

@@ -53,6 +53,7 @@ import sklearn_ibvi  # noqa: E402
 from sklearn_ibvi._epoch_curves import epochwise_evaluations  # noqa: E402
 from sklearn_ibvi.datasets import load_mnist  # noqa: E402
 from sklearn_ibvi._epoch_curves import without_bound_tracking  # noqa: E402
+from sklearn_ibvi._forward_chaining import classes_first  # noqa: E402
 from sklearn_ibvi.exceptions import BoundValidityWarning  # noqa: E402
 from sklearn_ibvi.model_selection import BlockPrequential  # noqa: E402
 
@@ -97,9 +98,8 @@ def antithetic_blocks(blocks, y, seed, classifier):
     first_half, second_half = blocks[-1]
     rng = np.random.RandomState(10_000 + seed)
     order = np.r_[rng.permutation(second_half), rng.permutation(first_half)]
-    if classifier:  # as BlockPrequential: one row of every class first
-        _, first = np.unique(y[order], return_index=True)
-        order = np.r_[order[np.sort(first)], np.delete(order, first)]
+    if classifier:
+        order = classes_first(order, y)
     cuts = [len(blocks[0][0])] + [len(prefix) + len(coded) for prefix, coded in blocks]
     return [(order[:start], order[start:stop]) for start, stop in zip(cuts[:-1], cuts[1:])]
 
@@ -236,22 +236,36 @@ def halving(curves, rungs=(8, 4, 2, 1)):
     return int(c), int(e), trained / epochs
 
 
+def argmax2(curves):
+    """(candidate index, epoch index) of the highest value of ``curves``."""
+    c, e = np.unravel_index(np.nanargmax(curves), curves.shape)
+    return int(c), int(e)
+
+
+def full_search(curves, seconds, refit):
+    """Choice and compute of a selector that trains every candidate's splits to the end."""
+    return (*argmax2(curves), float(np.sum(seconds)) + refit)
+
+
+def halved_search(curves, seconds, refit):
+    """Choice and compute of the same selector with successive halving over epochs."""
+    c, e, fraction = halving(curves)
+    return c, e, float(seconds @ fraction) + refit
+
+
 def cross_validation_variants(rows, refit):
     """Cheaper cross-validation on the same fold fits: successive halving over epochs (as the
     search's), and — where the run recorded each fold's curve — the first ``k`` of the 5 folds.
     ``{selector: (config index, epoch index, compute seconds)}``."""
-    c, e, fraction = halving(np.array([r["cv"] for r in rows]))
     seconds = np.array([r["seconds"]["cv"] for r in rows])
-    choices = {"5-fold CV, successive halving": (c, e, float(seconds @ fraction) + refit)}
+    choices = {"5-fold CV, successive halving": halved_search(np.array([r["cv"] for r in rows]), seconds, refit)}
     if not all("cv_folds" in r for r in rows):
         return choices
     for k in (3, 2, 1):
         sums = np.array([np.sum(r["cv_folds"][:k], axis=0) for r in rows])
         seconds = np.array([sum(r["seconds"]["cv_folds"][:k]) for r in rows])
-        c, e = np.unravel_index(np.argmax(sums), sums.shape)
-        choices[f"{k} of 5 CV folds"] = (int(c), int(e), float(seconds.sum()) + refit)
-        c, e, fraction = halving(sums)
-        choices[f"{k} of 5 CV folds, successive halving"] = (c, e, float(seconds @ fraction) + refit)
+        choices[f"{k} of 5 CV folds"] = full_search(sums, seconds, refit)
+        choices[f"{k} of 5 CV folds, successive halving"] = halved_search(sums, seconds, refit)
     return choices
 
 
@@ -263,11 +277,6 @@ def select(result):
     cv = np.array([r["cv"] for r in rows])
     refit = float(np.mean([r["seconds"]["refit"] for r in rows]))
     cv_cost = sum(r["seconds"]["cv"] for r in rows) + refit
-
-    def argmax2(a):
-        c, e = np.unravel_index(np.nanargmax(a), a.shape)
-        return int(c), int(e)
-
     choices = {"5-fold CV": (*argmax2(cv), cv_cost)}
     bound = np.array([r["bound"] for r in rows])
     choices["bound (best epoch)"] = (*argmax2(bound), sum(r["seconds"]["full_fit_with_bound"] for r in rows))
@@ -292,15 +301,14 @@ def select(result):
         elif len(orderings) > 1:
             label += f", {len(orderings)} orderings"
         if rule is None:
-            choices[label] = (*argmax2(curves), seconds.sum() + refit)
+            choices[label] = full_search(curves, seconds, refit)
         elif rule == "patience":
             stops = [base.patience_stop(curve, PATIENCE) for curve in curves]
             c = int(np.argmax([curves[i][kept] for i, (kept, _) in enumerate(stops)]))
             cost = sum(s * (stop + 1) / epochs for s, (_, stop) in zip(seconds, stops))
             choices[label + f", patience {PATIENCE}"] = (c, stops[c][0], cost + refit)
         else:
-            c, e, fraction = halving(curves)
-            choices[label + ", successive halving"] = (c, e, float(seconds @ fraction) + refit)
+            choices[label + ", successive halving"] = halved_search(curves, seconds, refit)
     choices.update(cross_validation_variants(rows, refit))
     default = "block prequential K=2, 2 orderings, successive halving"
     if default in choices:  # the default's configuration, stopped at the scaled epoch
