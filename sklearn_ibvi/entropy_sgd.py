@@ -43,8 +43,10 @@ from .networks import ChainMLP, layer_sizes
 MAX_EXACT_PARAMETERS = 5000
 
 
-def _rademacher_like(tensor):
-    return torch.randint(0, 2, tensor.shape, device=tensor.device).to(tensor.dtype).mul_(2).sub_(1)
+def _rademacher_like(tensor, generator):
+    """±1 entries shaped like ``tensor``, drawn on the CPU from ``generator``."""
+    signs = torch.randint(0, 2, tensor.shape, generator=generator)
+    return signs.to(device=tensor.device, dtype=tensor.dtype).mul_(2).sub_(1)
 
 
 class EntropySGDNet(BoundTrackingNet):
@@ -106,6 +108,12 @@ class EntropySGDNet(BoundTrackingNet):
         self.step_curvature_ = float("nan")
         self._eigenvector = None
         self._warned_validity = False
+        # The bookkeeping's random draws (probes, probed steps, the power iteration's start) come
+        # from a generator of their own, seeded from the fit's stream whether or not the entropy
+        # is tracked: a fit with entropy=None follows the same SGD path (initial weights and
+        # minibatches) as the tracked fit, so the search's untracked fold and prefix fits and
+        # the tracked refit share it. It lives on the net, so continued fits continue it.
+        self.bookkeeping_generator_ = torch.Generator().manual_seed(int(torch.randint(2**62, ())))
         return self
 
     def on_epoch_begin(self, net, **kwargs):
@@ -130,7 +138,7 @@ class EntropySGDNet(BoundTrackingNet):
         probed_chains = None
         if self.entropy == "stochastic" and self.probe_fraction < 1:
             # independent decisions per chain, so that averaging chains averages this noise too
-            probed_chains = torch.rand(module.n_chains) < self.probe_fraction
+            probed_chains = torch.rand(module.n_chains, generator=self.bookkeeping_generator_) < self.probe_fraction
         probe = self.entropy == "stochastic" and (probed_chains is None or bool(probed_chains.any()))
         track = probe or self._check_validity
         grads = torch.autograd.grad(loss, params, create_graph=track)
@@ -175,7 +183,7 @@ class EntropySGDNet(BoundTrackingNet):
         module = self.module_
         total = 0.0
         for i in range(self.n_probes):
-            probe = module.flat([_rademacher_like(p) for p in params])
+            probe = module.flat([_rademacher_like(p, self.bookkeeping_generator_) for p in params])
             retain = i < self.n_probes - 1
             if sqrt_factor is None:
                 total = total + stochastic_entropy_change(probe, hvp(probe, retain), lr)
@@ -212,7 +220,9 @@ class EntropySGDNet(BoundTrackingNet):
         """Estimate ``α λ_max`` of the step's Jacobian on the epoch's first batch (warm-started)."""
         self._check_validity = False
         if self._eigenvector is None:
-            self._eigenvector = torch.randn_like(self.module_.flat().detach())
+            flat = self.module_.flat().detach()
+            start = torch.randn(flat.shape, generator=self.bookkeeping_generator_, dtype=flat.dtype)
+            self._eigenvector = start.to(flat.device)
 
         def operator(v):
             if sqrt_factor is None:

@@ -205,6 +205,22 @@ def test_fixed_random_state_reproduces_fits_exactly_and_leaves_global_rng_alone(
     assert np.array_equal(np.random.get_state()[1], numpy_state[1])
 
 
+@pytest.mark.parametrize(
+    "tracking",
+    [dict(), dict(n_probes=3, probe_fraction=0.5, n_chains=2), dict(entropy="exact")],
+)
+def test_tracking_the_entropy_does_not_change_the_sgd_path(iris, tracking):
+    # The bookkeeping draws (probes, probed steps, power iterations) have their own generator, so
+    # an untracked fold or prefix fit of a search follows the path of the tracked refit.
+    X, y = iris
+    tracking = dict(tracking, batch_size=16)  # minibatches: their order comes from the fit's stream
+    tracked = small_classifier(**tracking).fit(X, y)
+    untracked = small_classifier(**{**tracking, "entropy": None}).fit(X, y)
+    assert np.all(np.isfinite(tracked.bound_curve_)) and np.all(np.isnan(untracked.bound_curve_))
+    for a, b in zip(tracked.net_.module_.parameters(), untracked.net_.module_.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+
+
 def test_partial_fits_continue_the_bound_exactly_like_one_longer_fit(iris):
     X, y = iris
     whole = small_classifier(max_epochs=4).fit(X, y)
