@@ -29,7 +29,6 @@ Reliability rules that live here, once for every family (tests/test_reliability.
 
 import copy
 import math
-import warnings
 from contextlib import contextmanager
 from numbers import Integral, Real
 
@@ -60,6 +59,7 @@ from ._devices import (
     deserialized_net,
     moved_net,
 )
+from .exceptions import warn_at_caller
 from .likelihoods import NegativeLogLikelihood, categorical_log_likelihood, gaussian_log_likelihood
 
 PREDICT_BATCH_SIZE = 4096
@@ -380,12 +380,11 @@ class BayesianNetEstimator(BaseEstimator):
         if isinstance(state.get("net_"), bytes):
             to_cpu = torch.device(saved_on).type == "cuda" and not torch.cuda.is_available()
             if to_cpu:
-                warnings.warn(
+                warn_at_caller(
                     f"This {type(self).__name__} was trained on {saved_on}, and CUDA is not available "
                     "here: it is loaded on the CPU, where it predicts and scores. To continue "
                     "training it here, set device='cpu' (or 'auto').",
                     DeviceWarning,
-                    stacklevel=2,
                 )
             state["net_"] = deserialized_net(state["net_"], to_cpu)
             state["history_"] = state["net_"].history

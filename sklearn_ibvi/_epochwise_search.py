@@ -8,7 +8,6 @@ blocks (:class:`~sklearn_ibvi.model_selection.BlockPrequentialSearchCV`).
 
 import math
 import time
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -21,6 +20,7 @@ from sklearn.utils.parallel import Parallel, delayed
 
 from ._epoch_curves import HeldOutRun, advance, final_estimator, final_parameter_prefix, without_bound_tracking
 from ._predictive import log_predictive_scorer
+from .exceptions import warn_at_caller
 
 
 def _epochs_parameter(estimator):
@@ -154,11 +154,10 @@ class _EpochwiseSearch(BaseSearchCV):
         if len(failures) == n_candidates:
             raise ValueError(f"Every candidate failed to train on its splits; the first: {failures[0]}")
         if failures:
-            warnings.warn(
+            warn_at_caller(
                 f"{len(failures)} of {n_candidates} candidates failed to train on a split and were scored "
                 f"error_score={self.error_score!r}; the first: {failures[0]}",
                 FitFailedWarning,
-                stacklevel=3,
             )
         failed = np.ma.getmaskarray(best_epochs)
         scores = np.max(np.where(np.isnan(curves), -np.inf, curves), axis=1)

@@ -12,7 +12,6 @@ prior draw is exactly zero (``E[log p(θ₀)] = −S₀``): the mean is unchange
 """
 
 import math
-import warnings
 from numbers import Integral, Real
 
 import torch
@@ -36,7 +35,7 @@ from .entropy import (
     warped_stochastic_entropy_change,
 )
 from ._nets import BoundTrackingNet
-from .exceptions import BoundUndefinedError, BoundValidityWarning
+from .exceptions import BoundUndefinedError, BoundValidityWarning, warn_at_caller
 from .networks import ChainMLP, layer_sizes
 
 #: ``entropy='exact'`` forms the full Hessian (D² memory, D HVPs per step): refuse beyond this.
@@ -295,12 +294,11 @@ class EntropySGDNet(BoundTrackingNet):
                 if self.entropy == "stochastic"
                 else "the step map may not be invertible (α·λ_max ≥ 1), so the change-of-variables entropy is not guaranteed"
             )
-            warnings.warn(
+            warn_at_caller(
                 f"Epoch {len(self.history)}: the step size times the largest Hessian eigenvalue is "
                 f"about {curvature:.3g}; {what}. The reported bound is not a valid bound from here on "
                 f"(see history column 'step_curvature'). Lower `lr` (currently {self.optimizer_.param_groups[0]['lr']}).",
                 BoundValidityWarning,
-                stacklevel=2,
             )
 
 

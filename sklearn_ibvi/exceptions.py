@@ -1,4 +1,39 @@
-"""Warnings and errors of sklearn_ibvi, each naming the condition it reports."""
+"""Warnings and errors of sklearn_ibvi, each naming the condition it reports, and where warnings point."""
+
+import contextlib
+import sys
+import sysconfig
+import warnings
+from pathlib import Path
+
+import joblib
+import skorch
+import sklearn
+import torch
+
+#: Code a warning raised during ``fit`` passes through before it reaches the user's line: this
+#: package, the libraries it trains with, and the standard library (context managers, pickle).
+_INTERNAL_DIRECTORIES = tuple(
+    str(Path(module.__file__).resolve().parent) for module in (sys.modules[__package__], skorch, sklearn, torch, joblib)
+) + (str(Path(contextlib.__file__).resolve().parent),)
+_SITE_PACKAGES = str(Path(sysconfig.get_paths()["purelib"]).resolve())
+
+
+def _internal(filename):
+    path = str(Path(filename).resolve()) if not filename.startswith("<") else filename
+    if path.startswith(_SITE_PACKAGES) and not path.startswith(_INTERNAL_DIRECTORIES[:-1]):
+        return False  # another installed package calling this one is the caller to show
+    return path.startswith(_INTERNAL_DIRECTORIES)
+
+
+def warn_at_caller(message, category):
+    """``warnings.warn`` attributed to the first frame outside this package, skorch, sklearn,
+    torch, joblib and the standard library: the user's line that called ``fit``/``load``, not
+    the skorch hook that noticed the problem (whose depth below the user's call varies)."""
+    frame, stacklevel = sys._getframe(1), 2
+    while frame.f_back is not None and _internal(frame.f_code.co_filename):
+        frame, stacklevel = frame.f_back, stacklevel + 1
+    warnings.warn(message, category, stacklevel=stacklevel)
 
 
 class BoundValidityWarning(UserWarning):

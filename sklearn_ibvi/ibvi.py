@@ -18,7 +18,6 @@ conditional on them; with ``variational_layers='all'`` it bounds the whole model
 
 import math
 import textwrap
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -35,7 +34,7 @@ from ._base import (
     seeded_torch,
 )
 from ._nets import BoundTrackingNet
-from .exceptions import BoundUndefinedError
+from .exceptions import BoundUndefinedError, warn_at_caller
 from .variational import (
     COVARIANCES,
     PARAMETRIZATIONS,
@@ -261,7 +260,7 @@ class IBVINet(BoundTrackingNet):
         dead_note = "" if math.isnan(dead) else (
             f" {dead:.0%} of the first layer's ReLU units are dead (inactive on every training row)."
         )
-        warnings.warn(
+        warn_at_caller(
             f"After {len(self.history)} epochs the training loss of the mean weights ({loss:.4g} "
             f"nats/sample) {what} that of a constant prediction ({baseline:.4g}).{dead_note} The "
             "network has collapsed or has not started learning. Unscaled inputs (the prior's "
@@ -269,7 +268,6 @@ class IBVINet(BoundTrackingNet):
             f"too large a learning rate kill ReLU units without diverging (try a smaller `lr`, "
             f"currently {self.lr}); too small a one needs more epochs.",
             ConvergenceWarning,
-            stacklevel=2,
         )
 
 

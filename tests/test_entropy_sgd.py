@@ -126,8 +126,10 @@ def test_regressor_return_std_combines_noise_and_chain_spread(diabetes):
 
 def test_step_size_beyond_the_quadratic_bound_regime_warns(iris):
     X, y = iris
-    with pytest.warns(BoundValidityWarning, match="0.68"):
+    with pytest.warns(BoundValidityWarning, match="0.68") as caught:
         small_classifier(lr=5.0, max_epochs=2).fit(X, y)
+    # raised in a skorch hook, shown at the line that called fit
+    assert [w.filename for w in caught] == [__file__]
 
 
 def test_valid_step_size_does_not_warn(iris):

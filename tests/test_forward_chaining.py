@@ -169,8 +169,9 @@ def test_search_reports_a_diverging_candidate_and_keeps_the_others(diabetes):
     X, y = diabetes
     estimator = EntropySGDRegressor(hidden_layer_sizes=(8,), max_epochs=3, random_state=0)
     grid = {"lr": [0.01, 1e4]}
-    with pytest.warns(FitFailedWarning, match="TrainingDivergedError"):  # it diverges in epoch 2
+    with pytest.warns(FitFailedWarning, match="TrainingDivergedError") as caught:  # it diverges in epoch 2
         search = BlockPrequentialSearchCV(estimator, grid, successive_halving=False).fit(X, y)
+    assert [w.filename for w in caught] == [__file__]
     assert np.isnan(search.cv_results_["mean_test_score"][1])
     assert list(search.cv_results_["rank_test_score"]) == [1, 2]
     assert search.best_params_["lr"] == 0.01

@@ -314,8 +314,9 @@ def test_collapse_to_a_constant_prediction_is_reported_not_silent():
     X, y = load_iris(return_X_y=True)
     # Unscaled iris: the prior's weight noise scales with x, and the expected loss is minimised
     # by switching the ReLU units off — a finite loss at chance level.
-    with pytest.warns(ConvergenceWarning, match="dead"):
+    with pytest.warns(ConvergenceWarning, match="dead") as caught:
         collapsed = IBVIClassifier(hidden_layer_sizes=(16,), max_epochs=20, random_state=0).fit(X, y)
+    assert {w.filename for w in caught} == {__file__}  # the caller's line, not the skorch hook's
     assert np.mean(collapsed.predict(X) == y) < 0.5
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
