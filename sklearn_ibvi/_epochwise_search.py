@@ -19,6 +19,7 @@ from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.parallel import Parallel, delayed
 
 from ._epoch_curves import HeldOutRun, advance, final_estimator, final_parameter_prefix, without_bound_tracking
+from ._held_out import HeldOutScheme
 from ._predictive import log_predictive_scorer
 from .exceptions import warn_at_caller
 
@@ -232,9 +233,12 @@ class EpochwiseGridSearchCV(_EpochwiseSearch):
         Its ``max_epochs`` (or a ``max_epochs`` in ``param_grid``) is the epoch budget.
     param_grid : dict or list of dicts
         As for :class:`~sklearn.model_selection.GridSearchCV`.
-    cv : int, cross-validation generator or iterable, default=5
-        As for :class:`~sklearn.model_selection.GridSearchCV` (an int is a ``StratifiedKFold``
-        for classifiers, a ``KFold`` otherwise, without shuffling).
+    cv : int, cross-validation generator, iterable or held-out scheme, default=5
+        An int, generator or iterable as for :class:`~sklearn.model_selection.GridSearchCV` (an
+        int is a ``StratifiedKFold`` for classifiers, a ``KFold`` otherwise, without shuffling),
+        or a held-out scheme of this package: :class:`~sklearn_ibvi.model_selection.PartialKFold`
+        (the first folds of a shuffled k-fold split) or
+        :class:`~sklearn_ibvi.model_selection.BlockPrequential`.
     successive_halving : bool, default=True
         Train every candidate's folds to 1/8 of their epochs, keep the better half of the
         candidates (by the best criterion reached so far), train those to 1/4, halve again, to
@@ -273,7 +277,7 @@ class EpochwiseGridSearchCV(_EpochwiseSearch):
         The refit model (``refit=True``).
     refit_time_ : float
     n_splits_ : int
-        Folds.
+        Folds (or held-out splits of the scheme).
     scorer_ : callable
         :func:`~sklearn_ibvi.model_selection.log_predictive_scorer`: ``score(X, y)`` is the refit
         model's mean log predictive density of ``(X, y)`` (held-out rows).
@@ -298,7 +302,10 @@ class EpochwiseGridSearchCV(_EpochwiseSearch):
     (3, True)
     """
 
-    _parameter_constraints = {**_EpochwiseSearch._parameter_constraints, "cv": ["cv_object"]}
+    _parameter_constraints = {
+        **_EpochwiseSearch._parameter_constraints,
+        "cv": ["cv_object", HeldOutScheme],
+    }
 
     def __init__(
         self,
@@ -326,5 +333,7 @@ class EpochwiseGridSearchCV(_EpochwiseSearch):
         )
 
     def _held_out_splits(self, X, y):
-        folds = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
-        return list(folds.split(X, y))
+        classifier = is_classifier(self.estimator)
+        if isinstance(self.cv, HeldOutScheme):
+            return self.cv.held_out_splits(y, classifier)
+        return list(check_cv(self.cv, y, classifier=classifier).split(X, y))

@@ -1,127 +1,16 @@
-"""Forward chaining (block prequential): fit on a prefix of the rows, code the block that follows.
-
-The criterion, its blocks, and the search that chooses a configuration *and* its stopping epoch
-with it (an epochwise search on the blocks), then refits once on all the rows.
+"""Forward chaining (block prequential) as a search: choose a configuration *and* its stopping
+epoch on the blocks of :class:`~sklearn_ibvi.model_selection.BlockPrequential` (an epochwise search on
+the blocks), then refit once on all the rows.
 """
 
-import math
 from numbers import Integral
 
 import numpy as np
 from sklearn.base import is_classifier
-from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import Interval
-from sklearn.utils.validation import _num_samples, column_or_1d
 
-from ._epoch_curves import untracked_clone
 from ._epochwise_search import _EpochwiseSearch
-from ._predictive import predictive_log_likelihood
-
-
-def classes_first(order, y):
-    """``order`` with the first row of every class moved to the front (in order of appearance),
-    so that every prefix of it has seen every class."""
-    _, first = np.unique(y[order], return_index=True)
-    return np.r_[order[np.sort(first)], np.delete(order, first)]
-
-
-class BlockPrequential:
-    """The forward-chaining (block-prequential) criterion and its blocks.
-
-    The rows are put in a random order (for classifiers, one row of every class first, so every
-    prefix has seen every class) and cut at ``n/2^K, …, n/4, n/2, n`` (``K = n_blocks``). The
-    learner is fitted on each prefix and scored on the block that follows it. With several
-    orderings this is done for each (orders seeded ``random_state``, ``random_state + 1``, …)
-    and the criterion is the log predictive density per coded row over all of them.
-
-    The defaults (two blocks, two orderings) are those of
-    :class:`~sklearn_ibvi.model_selection.BlockPrequentialSearchCV`: in the repeated-splits study
-    they selected with less regret than three blocks of one ordering (1.09× 5-fold CV's mean
-    test-NLL regret against 1.27× over 118 cases, without successive halving) and stopped
-    closer to the test-optimal epoch, for 1.7× the prefix fits.
-
-    Parameters
-    ----------
-    n_blocks : int, default=2
-        ``K``: per ordering, the coded blocks cover ``1 − 2^{-K}`` of the rows, and fitting the
-        prefixes costs ``1 − 2^{-K}`` of a full fit.
-    random_state : int, default=0
-        Seeds the row orders. Keep it fixed across the candidates of a search: every candidate
-        must code the same blocks.
-    n_orderings : int, default=2
-        Row orders averaged: less variance, proportionally more prefix fits.
-    """
-
-    def __init__(self, n_blocks=2, random_state=0, n_orderings=2):
-        self.n_blocks = n_blocks
-        self.random_state = random_state
-        self.n_orderings = n_orderings
-
-    def __repr__(self):
-        return (
-            f"BlockPrequential(n_blocks={self.n_blocks}, random_state={self.random_state}, "
-            f"n_orderings={self.n_orderings})"
-        )
-
-    def _key(self):
-        return (self.n_blocks, self.random_state, self.n_orderings)
-
-    def __eq__(self, other):
-        return isinstance(other, BlockPrequential) and self._key() == other._key()
-
-    def __hash__(self):
-        return hash((BlockPrequential, *self._key()))
-
-    def blocks(self, y, classifier=False):
-        """``[(prefix_indices, coded_indices), …]``: per ordering, smallest prefix first.
-
-        Parameters
-        ----------
-        y : array-like of shape (n_samples,)
-        classifier : bool
-            Put one row of every class at the front of each order.
-        """
-        for name in ("n_blocks", "n_orderings"):
-            value = getattr(self, name)
-            if not isinstance(value, Integral) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-        if not isinstance(self.random_state, Integral):
-            raise ValueError(
-                f"random_state must be an integer (ordering k is seeded random_state + k), got {self.random_state!r}."
-            )
-        y = column_or_1d(np.asarray(y))
-        n = len(y)
-        cuts = [max(1, math.ceil(n / 2**k)) for k in range(self.n_blocks, -1, -1)]
-        if len(set(cuts)) < len(cuts) or (classifier and cuts[0] < len(np.unique(y))):
-            raise ValueError(
-                f"{n} samples are too few for {self.n_blocks} prequential blocks: the first prefix "
-                f"has {cuts[0]} rows. Use fewer blocks."
-            )
-        blocks = []
-        for ordering in range(self.n_orderings):
-            order = np.random.RandomState(self.random_state + ordering).permutation(n)
-            if classifier:
-                order = classes_first(order, y)
-            blocks += [(order[:start], order[start:stop]) for start, stop in zip(cuts[:-1], cuts[1:])]
-        return blocks
-
-    def n_coded(self, n_samples):
-        """Rows coded by the blocks of every ordering (all but each first prefix)."""
-        return self.n_orderings * (n_samples - max(1, math.ceil(n_samples / 2**self.n_blocks)))
-
-    def log_likelihood(self, estimator, X, y):
-        """The criterion of ``estimator`` on ``(X, y)``, nats per coded row.
-
-        ``Σ_blocks Σ_{i ∈ block} log p(y_i | x_i, learner fitted on the rows before the block)``
-        over every ordering, divided by :meth:`n_coded`. Fits a clone of ``estimator`` (any
-        estimator or pipeline, fitted or not; its parameters, epochs included, are used as they
-        are, except that an sklearn_ibvi estimator's per-epoch bound is switched off) on each prefix.
-        """
-        total = 0.0
-        for prefix, block in self.blocks(y, classifier=is_classifier(estimator)):
-            learner = untracked_clone(estimator).fit(_safe_indexing(X, prefix), _safe_indexing(y, prefix))
-            total += float(np.sum(predictive_log_likelihood(learner, _safe_indexing(X, block), _safe_indexing(y, block))))
-        return total / self.n_coded(_num_samples(y))
+from ._held_out import BlockPrequential
 
 
 def block_prequential_log_likelihood(estimator, X, y, n_blocks=2, random_state=0, *, n_orderings=2):

@@ -20,7 +20,8 @@ from sklearn.utils.validation import _num_samples, check_is_fitted
 from ._base import BayesianNetEstimator
 from ._epoch_curves import HeldOutRun, advance, untracked_clone
 from .exceptions import BoundUndefinedError
-from .model_selection import BlockPrequential, resolve_criterion
+from ._held_out import BlockPrequential, HeldOutScheme
+from .model_selection import resolve_criterion
 
 #: Fewer rows than this make the block-prequential prefixes too small: criterion='auto' uses the bound.
 MIN_ROWS_FOR_BLOCK_PREQUENTIAL = 64
@@ -71,11 +72,12 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
     with ``criterion='bound'`` ``estimator_.bound_`` is the best value of the bound curve.
 
     With ``criterion='bound'`` a clone of ``estimator`` is trained one epoch at a time with
-    ``partial_fit`` and the best epoch's state is copied. With ``'block_prequential'`` the
-    criterion comes from the prefix learners alone, so they are trained first (in stages of
-    ``patience`` epochs, scored from inside each fit), and then ``estimator`` is fitted once for
-    ``best_epoch_`` epochs — the same weights and bound as stopping it there (a fit continued
-    epoch by epoch follows the path of one fit).
+    ``partial_fit`` and the best epoch's state is copied. With a held-out criterion
+    (``'block_prequential'``, ``'partial_cv'``) the criterion comes from learners trained on
+    part of the rows alone, so they are trained first (in stages of ``patience`` epochs, scored
+    from inside each fit), and then ``estimator`` is fitted once for ``best_epoch_`` epochs —
+    the same weights and bound as stopping it there (a fit continued epoch by epoch follows the
+    path of one fit).
 
     Parameters
     ----------
@@ -93,7 +95,7 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
         maximum, whatever the threshold.
     max_epochs : int or None, default=None
         Upper limit on the epochs; ``None`` uses ``estimator.max_epochs``.
-    criterion : {'auto', 'bound', 'block_prequential'} or BlockPrequential, default='auto'
+    criterion : {'auto', 'bound', 'block_prequential', 'partial_cv'} or held-out scheme, default='auto'
         What is followed epoch by epoch (nats, whole data; see
         :mod:`sklearn_ibvi.model_selection`):
 
@@ -115,6 +117,12 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
           fell at the test-optimal epoch where that is late (median ratio 1.00 on Boston and
           digits) and past it where it is early: 1.6× on breast cancer (5-fold CV 1.3×, at a
           similar cost in test NLL) and 1.9× on 2000 MNIST rows (CV 1.2×).
+        - ``'partial_cv'``: the same on two of five shuffled folds
+          (:class:`~sklearn_ibvi.model_selection.PartialKFold`): learners trained on 80 % of
+          the rows score the other 20 % (1.6 fits). It holds rows out like cross-validation.
+          On 2000 MNIST rows it stopped nearer the test-optimal epoch than forward chaining
+          (median 1.14× against 1.75×), on 1000 rows no nearer than 5-fold CV (1.54× against
+          1.59×). Pass a ``PartialKFold`` for other folds.
         - ``'auto'``: ``'block_prequential'``, the criterion the study shows stopping best,
           when there are at least ``MIN_ROWS_FOR_BLOCK_PREQUENTIAL`` (64) training rows so its
           first prefix has 16 or more (and, for classifiers, room for every class); ``'bound'``
@@ -130,12 +138,12 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
     best_epoch_ : int
         The kept epoch, counting from 1.
     bound_curve_ : ndarray of shape (n_epochs,)
-        The criterion after every epoch it was followed (nats, whole data; for
-        ``'block_prequential'`` summed over the coded rows of every order).
+        The criterion after every epoch it was followed (nats, whole data; for a held-out
+        criterion summed over the held-out rows of every split).
     n_epochs_ : int
         Epochs the criterion was followed (``best_epoch_ + patience`` when stopped early; the
         block-prequential prefixes may have trained up to ``patience − 1`` more).
-    criterion_ : str or BlockPrequential
+    criterion_ : str or held-out scheme
         The criterion followed (``criterion='auto'`` resolved).
     n_features_in_ : int
     feature_names_in_ : ndarray of str, if the wrapped estimator has it
@@ -164,7 +172,7 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
         "patience": [Interval(Integral, 1, None, closed="left"), None],
         "threshold": [Interval(Real, 0, None, closed="left")],
         "max_epochs": [Interval(Integral, 1, None, closed="left"), None],
-        "criterion": [StrOptions({"auto", "bound", "block_prequential", "prequential"}), BlockPrequential],
+        "criterion": [StrOptions({"auto", "bound", "block_prequential", "partial_cv", "prequential"}), HeldOutScheme],
     }
 
     def __init__(self, estimator, patience=10, threshold=0.0, max_epochs=None, criterion="auto"):
@@ -193,8 +201,8 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
         criterion = self._checked_criterion()
         max_epochs = self._max_epochs(self.estimator)
         rule = _PatienceRule(self.patience, self.threshold)
-        if isinstance(criterion, BlockPrequential):
-            curve = self._follow_forward_chaining(criterion, rule, X, y, max_epochs)
+        if isinstance(criterion, HeldOutScheme):
+            curve = self._follow_held_out(criterion, rule, X, y, max_epochs)
             kept = None
         else:
             curve, kept = self._follow_bound(rule, X, y, max_epochs)
@@ -232,11 +240,11 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
                 break
         return curve, kept
 
-    def _follow_forward_chaining(self, scheme, rule, X, y, max_epochs):
-        """Train the prefix learners in stages of ``patience`` epochs; the criterion curve."""
+    def _follow_held_out(self, scheme, rule, X, y, max_epochs):
+        """Train the split learners in stages of ``patience`` epochs; the criterion curve."""
         learner = untracked_clone(self.estimator).set_params(max_epochs=max_epochs)
-        blocks = scheme.blocks(y, classifier=is_classifier(self.estimator))
-        runs = [HeldOutRun(learner, prefix, coded) for prefix, coded in blocks]
+        splits = scheme.held_out_splits(y, classifier=is_classifier(self.estimator))
+        runs = [HeldOutRun(learner, train, held_out) for train, held_out in splits]
         stage = self.patience or max_epochs
         curve = []
         while len(curve) < max_epochs:

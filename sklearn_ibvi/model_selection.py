@@ -50,14 +50,15 @@ import math
 from numbers import Integral
 
 import numpy as np
-from sklearn.base import clone
+from sklearn.base import clone, is_classifier
 from sklearn.model_selection import BaseCrossValidator, ParameterGrid
 from sklearn.model_selection._search import BaseSearchCV
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import _num_samples
 
 from ._epochwise_search import EpochwiseGridSearchCV
-from ._forward_chaining import BlockPrequential, BlockPrequentialSearchCV, block_prequential_log_likelihood
+from ._forward_chaining import BlockPrequentialSearchCV, block_prequential_log_likelihood
+from ._held_out import BlockPrequential, HeldOutScheme, PartialKFold
 from ._predictive import log_predictive_scorer, predictive_log_likelihood
 
 __all__ = [
@@ -65,6 +66,8 @@ __all__ = [
     "BlockPrequentialSearchCV",
     "BoundScorer",
     "EpochwiseGridSearchCV",
+    "HeldOutScheme",
+    "PartialKFold",
     "ScreenedGridSearchCV",
     "TrainOnlySplit",
     "block_prequential_log_likelihood",
@@ -76,8 +79,8 @@ __all__ = [
     "prequential_log_likelihood",
 ]
 
-#: The validation-free criteria, by name.
-CRITERIA = ("bound", "prequential", "block_prequential")
+#: The criteria, by name ('partial_cv' holds rows out, like CV: it is not validation-free).
+CRITERIA = ("bound", "prequential", "block_prequential", "partial_cv")
 
 
 class TrainOnlySplit(BaseCrossValidator):
@@ -192,14 +195,19 @@ def prequential_log_likelihood(estimator):
 
 
 def resolve_criterion(criterion):
-    """``'bound'``/``'prequential'`` as given; ``'block_prequential'`` → ``BlockPrequential()``."""
-    if isinstance(criterion, BlockPrequential):
+    """``'bound'``/``'prequential'`` as given; ``'block_prequential'`` → ``BlockPrequential()``,
+    ``'partial_cv'`` → ``PartialKFold()``; a held-out scheme as given."""
+    if isinstance(criterion, HeldOutScheme):
         return criterion
     if criterion == "block_prequential":
         return BlockPrequential()
+    if criterion == "partial_cv":
+        return PartialKFold()
     if criterion in ("bound", "prequential"):
         return criterion
-    raise ValueError(f"criterion must be one of {CRITERIA} or a BlockPrequential, got {criterion!r}.")
+    raise ValueError(
+        f"criterion must be one of {CRITERIA} or a held-out scheme (BlockPrequential, PartialKFold), got {criterion!r}."
+    )
 
 
 # -- scorers -------------------------------------------------------------------------------------
@@ -260,15 +268,15 @@ class BoundScorer:
             return bound_scorer(estimator, X, y)
         if criterion == "prequential":
             return prequential_log_likelihood(estimator) / _num_samples(X)
-        if _measures_block_prequential(estimator, criterion):
+        if _measures_held_out(estimator, criterion):
             best = estimator.bound_curve_[estimator.best_epoch_ - 1]
-            return float(best) / criterion.n_coded(_num_samples(X))
+            return float(best) / criterion.n_held_out(y, classifier=is_classifier(estimator))
         return criterion.log_likelihood(estimator, X, y)
 
 
-def _measures_block_prequential(estimator, criterion):
-    """Whether ``estimator`` is a BoundEarlyStopping that follows this block-prequential criterion
-    (then its fitted ``bound_curve_`` already holds the value: no refit needed)."""
+def _measures_held_out(estimator, criterion):
+    """Whether ``estimator`` is a BoundEarlyStopping that follows this held-out criterion (then
+    its fitted ``bound_curve_`` already holds the value: no refit needed)."""
     from .early_stopping import BoundEarlyStopping  # noqa: PLC0415 (early_stopping imports this module)
 
     return isinstance(estimator, BoundEarlyStopping) and resolve_criterion(estimator.criterion) == criterion
@@ -284,7 +292,7 @@ def make_bound_scorer(criterion="block_prequential", *, n_blocks=2, n_orderings=
 
     Parameters
     ----------
-    criterion : {'block_prequential', 'bound', 'prequential'}, default='block_prequential'
+    criterion : {'block_prequential', 'bound', 'prequential', 'partial_cv'} or held-out scheme, default='block_prequential'
         What the scorer returns, in nats per sample (module docstring has the details). The
         default is the criterion that selected best in the model-selection studies (the first
         study's mean test-NLL regret with three blocks of one order: 1.4× 5-fold CV's; the
@@ -303,6 +311,10 @@ def make_bound_scorer(criterion="block_prequential", *, n_blocks=2, n_orderings=
           prefixes of ``X`` (``(1 − 2^{-n_blocks}) × n_orderings`` of a fit: 1.5 at the
           defaults), unless the candidate is a :class:`~sklearn_ibvi.BoundEarlyStopping` that
           already measured it.
+        - ``'partial_cv'``: the same on :class:`PartialKFold`'s two of five shuffled folds — it
+          holds rows out, like cross-validation, and trains on 80 % of them (1.6 fits). A
+          :class:`BlockPrequential` or :class:`PartialKFold` instance selects other blocks or
+          folds.
     n_blocks : int, default=2
         For ``'block_prequential'`` (see :class:`BlockPrequential`).
     n_orderings : int, default=2
@@ -339,7 +351,7 @@ def _screening_score(estimator, X, y, scorer):
     try:
         if criterion == "prequential":
             return scorer(_with_one_epoch(estimator).fit(X, y), X, y)
-        if isinstance(criterion, BlockPrequential) and not _measures_block_prequential(estimator, criterion):
+        if isinstance(criterion, HeldOutScheme) and not _measures_held_out(estimator, criterion):
             return criterion.log_likelihood(estimator, X, y)
         return scorer(estimator.fit(X, y), X, y)
     except ArithmeticError:  # training diverged (TrainingDivergedError): screened out
@@ -372,7 +384,7 @@ class ScreenedGridSearchCV(BaseSearchCV):
     estimator : estimator
     param_grid : dict or list of dicts
         As for :class:`~sklearn.model_selection.GridSearchCV`.
-    criterion : {'block_prequential', 'prequential', 'bound'} or BlockPrequential, default='block_prequential'
+    criterion : {'block_prequential', 'prequential', 'bound', 'partial_cv'} or held-out scheme, default='block_prequential'
         The screening criterion (see :func:`make_bound_scorer`).
     n_survivors : int, default=3
         Candidates (distinct screening scores) kept for cross-validation.
@@ -437,7 +449,7 @@ class ScreenedGridSearchCV(BaseSearchCV):
     _parameter_constraints = {
         **BaseSearchCV._parameter_constraints,
         "param_grid": [dict, list],
-        "criterion": [str, BlockPrequential],
+        "criterion": [str, HeldOutScheme],
         "n_survivors": [Integral],
     }
 

@@ -14,6 +14,7 @@ from sklearn_ibvi import BoundEarlyStopping, EntropySGDClassifier, EntropySGDReg
 from sklearn_ibvi.exceptions import BoundUndefinedError
 from sklearn_ibvi.model_selection import (
     BlockPrequential,
+    PartialKFold,
     TrainOnlySplit,
     bound_scorer,
     make_bound_scorer,
@@ -124,19 +125,25 @@ def test_predict_return_std_passes_through(regression, stopped_without_patience)
     np.testing.assert_array_equal(std, kept_std)
 
 
-def test_block_prequential_curve_is_the_prefix_learners_coded_log_likelihood(regression):
+@pytest.mark.parametrize(
+    "criterion, scheme",
+    [("block_prequential", BlockPrequential()), ("partial_cv", PartialKFold()), (PartialKFold(4, 3), PartialKFold(4, 3))],
+    ids=["block_prequential", "partial_cv", "three_of_four_folds"],
+)
+def test_held_out_curve_is_the_split_learners_log_likelihood(regression, criterion, scheme):
     X, y = regression
     wrapped = small_regressor(entropy=None, max_epochs=6)
-    model = BoundEarlyStopping(wrapped, patience=None, criterion="block_prequential").fit(X, y)
-    # the value at the best epoch, recomputed from fresh fits of best_epoch_ epochs on each prefix
-    expected = 0.0
-    for prefix, coded in BlockPrequential().blocks(y):
-        learner = clone(wrapped).set_params(max_epochs=model.best_epoch_).fit(X[prefix], y[prefix])
-        expected += predictive_log_likelihood(learner, X[coded], y[coded]).sum()
+    model = BoundEarlyStopping(wrapped, patience=None, criterion=criterion).fit(X, y)
+    # the value at the best epoch, recomputed from fresh fits of best_epoch_ epochs on each split
+    expected, n_held_out = 0.0, 0
+    for train, held_out in scheme.held_out_splits(y):
+        learner = clone(wrapped).set_params(max_epochs=model.best_epoch_).fit(X[train], y[train])
+        expected += predictive_log_likelihood(learner, X[held_out], y[held_out]).sum()
+        n_held_out += len(held_out)
     assert model.bound_curve_[model.best_epoch_ - 1] == pytest.approx(expected, rel=1e-10)
     # the scorer reads what the meta-estimator measured instead of refitting
-    n_coded = BlockPrequential().n_coded(len(X))
-    assert make_bound_scorer("block_prequential")(model, X, y) == pytest.approx(expected / n_coded, rel=1e-10)
+    assert make_bound_scorer(criterion)(model, X, y) == pytest.approx(expected / n_held_out, rel=1e-10)
+    assert scheme.n_held_out(y) == n_held_out
 
 
 def test_block_prequential_stopping_keeps_a_fit_of_the_best_epoch(regression):
@@ -219,3 +226,4 @@ def test_auto_criterion_is_block_prequential_with_enough_rows_and_the_bound_belo
     small = BoundEarlyStopping(EntropySGDClassifier(max_epochs=2, random_state=0)).fit(X[rows], y[rows])
     assert small.criterion_ == "bound"
     assert small.bound_curve_[small.best_epoch_ - 1] == small.estimator_.bound_
+

@@ -21,6 +21,7 @@ from sklearn_ibvi.model_selection import (
     BlockPrequential,
     BlockPrequentialSearchCV,
     EpochwiseGridSearchCV,
+    PartialKFold,
     block_prequential_log_likelihood,
     log_predictive_scorer,
     predictive_log_likelihood,
@@ -275,3 +276,39 @@ def test_epochwise_cv_of_a_classifier_uses_stratified_folds_and_halves(iris):
     assert search.predict_proba(X).shape == (150, 3)
     with pytest.raises(ValueError, match="cv"):
         EpochwiseGridSearchCV(estimator, grid, cv="five").fit(X, y)
+
+
+# -- partial cross-validation, schemes as cv ------------------------------------------------
+
+
+@pytest.mark.parametrize("classifier", [False, True])
+def test_partial_kfold_is_the_first_folds_of_a_shuffled_kfold(classifier):
+    y = np.repeat([0, 1, 2], [50, 30, 20]) if classifier else np.arange(100.0)
+    splits = PartialKFold(5, 2, random_state=3).held_out_splits(y, classifier=classifier)
+    assert len(splits) == 2
+    for train, held_out in splits:
+        assert len(held_out) == 20 and np.array_equal(np.sort(np.r_[train, held_out]), np.arange(100))
+        if classifier:  # stratified: every class in its proportion
+            np.testing.assert_array_equal(np.bincount(y[held_out]), [10, 6, 4])
+    assert not set(splits[0][1]) & set(splits[1][1])
+    assert not np.array_equal(splits[0][1], np.arange(20)), "folds are shuffled, not the first rows"
+    every = PartialKFold(5, 5, random_state=3).held_out_splits(y, classifier=classifier)
+    held = np.sort(np.concatenate([h for _, h in every]))
+    np.testing.assert_array_equal(held, np.arange(100))  # all five: each row held out once
+    with pytest.raises(ValueError, match="n_used"):
+        PartialKFold(3, 4).held_out_splits(y)
+
+
+def test_epochwise_search_on_a_held_out_scheme_is_the_search_on_its_splits(diabetes):
+    X, y = diabetes
+    estimator = EntropySGDRegressor(hidden_layer_sizes=(8,), max_epochs=4, batch_size=32, entropy=None, random_state=0)
+    grid = {"prior_scale": [0.5, 2.0]}
+    scheme = PartialKFold(5, 2, random_state=1)
+    search = EpochwiseGridSearchCV(estimator, grid, cv=scheme, successive_halving=False).fit(X, y)
+    on_splits = EpochwiseGridSearchCV(estimator, grid, cv=scheme.held_out_splits(y), successive_halving=False).fit(X, y)
+    np.testing.assert_array_equal(search.criterion_curves_, on_splits.criterion_curves_)
+    assert search.n_splits_ == 2
+    forward = EpochwiseGridSearchCV(estimator, grid, cv=BlockPrequential(), successive_halving=False).fit(X, y)
+    chained = BlockPrequentialSearchCV(estimator, grid, successive_halving=False).fit(X, y)
+    np.testing.assert_array_equal(forward.criterion_curves_, chained.criterion_curves_)
+

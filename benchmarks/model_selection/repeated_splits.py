@@ -53,7 +53,7 @@ import sklearn_ibvi  # noqa: E402
 from sklearn_ibvi._epoch_curves import epochwise_evaluations  # noqa: E402
 from sklearn_ibvi.datasets import load_mnist  # noqa: E402
 from sklearn_ibvi._epoch_curves import without_bound_tracking  # noqa: E402
-from sklearn_ibvi._forward_chaining import classes_first  # noqa: E402
+from sklearn_ibvi._held_out import classes_first  # noqa: E402
 from sklearn_ibvi.exceptions import BoundValidityWarning  # noqa: E402
 from sklearn_ibvi.model_selection import BlockPrequential  # noqa: E402
 
