@@ -24,7 +24,13 @@ the compute ratios compare like with like. Run (single thread)::
     python benchmarks/model_selection/repeated_splits.py --merge /tmp/rsA/repeated_splits.json.gz /tmp/rsB/repeated_splits.json.gz
 
 writes ``repeated_splits.md`` and ``repeated_splits.json.gz`` beside this file (``--merge``;
-``--merge repeated_splits.json.gz`` alone re-writes the report from the saved curves).
+``--merge repeated_splits.json.gz`` alone re-writes the report from the saved curves). From the
+fifth round on, a round's curves are merged into a file of their own
+(``repeated_splits_round5.json.gz``) and the report is written from all the files with
+``--report-only``, so the committed curves are never rewritten::
+
+    python benchmarks/model_selection/repeated_splits.py --report-only --out benchmarks/model_selection \
+        --merge benchmarks/model_selection/repeated_splits.json.gz benchmarks/model_selection/repeated_splits_round5.json.gz
 """
 
 import argparse
