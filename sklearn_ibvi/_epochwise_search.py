@@ -118,6 +118,8 @@ class _EpochwiseSearch(BaseSearchCV):
                 alive = np.sort(alive[np.argsort(-reached, kind="stable")[: math.ceil(len(alive) / 2)]])
         self._record_results(candidates, runs)
         best = self.best_index_
+        self.peak_epoch_ = self.best_epoch_
+        self.best_epoch_ = self._refit_epoch(runs[best])
         self.best_params_ = {**candidates[best], epochs_name: self.best_epoch_}
         if self.refit:
             start = time.perf_counter()
@@ -127,6 +129,10 @@ class _EpochwiseSearch(BaseSearchCV):
         self.multimetric_ = False
         self.n_splits_ = len(splits)
         return self
+
+    def _refit_epoch(self, split_runs):
+        """The epochs the refit trains: the chosen candidate's peak (``best_epoch_`` so far)."""
+        return self.best_epoch_
 
     def _candidate(self, params, untracked):
         learner = clone(self.estimator).set_params(**{k: clone(v, safe=False) for k, v in params.items()})
@@ -269,6 +275,8 @@ class EpochwiseGridSearchCV(_EpochwiseSearch):
     best_index_ : int
     best_epoch_ : int
         The chosen epoch, counting from 1.
+    peak_epoch_ : int
+        The same (the criterion's peak; the forward-chaining search may refit elsewhere).
     best_params_ : dict
         The chosen candidate's parameters, with ``max_epochs`` set to ``best_epoch_``.
     best_score_ : float

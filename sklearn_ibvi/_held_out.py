@@ -207,3 +207,17 @@ class PartialKFold(HeldOutScheme):
             splits.append((train, held_out))
             if len(splits) == self.n_used:
                 return splits
+
+
+def scaled_stopping_epoch(quarter_curve, half_curve):
+    """The epoch for all ``n`` rows from the peaks of the ``n/4`` and ``n/2`` prefixes' curves:
+    ``e_half × clip(e_half / e_quarter, 1/2, 1)`` (epochs counted from 1).
+
+    If the peak does not move when the prefix doubles (ratio 1: the optimum is a number of
+    epochs) the ``n/2`` prefix's peak is kept; if it halves (ratio 1/2: a number of SGD steps)
+    it is halved once more for ``n`` rows; in between, geometric interpolation, and a peak that
+    comes later for ``n/2`` than for ``n/4`` is kept as it is. Each curve is a prefix size's
+    held-out log density summed over the orderings, per epoch.
+    """
+    quarter, half = (int(np.argmax(np.nan_to_num(c, nan=-np.inf))) + 1 for c in (quarter_curve, half_curve))
+    return int(np.clip(round(half * np.clip(half / quarter, 0.5, 1.0)), 1, len(half_curve)))

@@ -118,7 +118,7 @@ def test_search_curve_is_the_block_prequential_criterion_epoch_by_epoch(diabetes
     """Independent reference: block_prequential_log_likelihood refits the prefixes from scratch
     for a given epoch budget; the search reads the same numbers off one fit per prefix."""
     X, y = diabetes
-    search = grid_search(n_blocks=2, random_state=3).fit(X, y)
+    search = grid_search(n_blocks=2, random_state=3, stopping_epoch="peak").fit(X, y)
     for index, params in enumerate(search.cv_results_["params"]):
         for epochs in (1, 4, 6):
             estimator = EntropySGDRegressor(
@@ -132,6 +132,48 @@ def test_search_curve_is_the_block_prequential_criterion_epoch_by_epoch(diabetes
     assert search.best_params_ == {**search.cv_results_["params"][best[0]], "max_epochs": best[1] + 1}
     assert search.cv_results_["rank_test_score"][best[0]] == 1
     assert search.n_splits_ == 2
+
+
+@pytest.mark.parametrize(
+    "peaks, expected",
+    [
+        ((10, 10), 10),  # the peak does not move with the rows: a number of epochs, kept
+        ((20, 10), 5),  # it halves as the rows double: a number of steps, halved once more
+        ((16, 12), 9),  # in between: 12 × 12/16
+        ((5, 10), 10),  # later for more rows: kept as it is
+        ((40, 1), 1),  # never below one epoch
+    ],
+)
+def test_scaled_stopping_epoch_interpolates_between_epochs_and_steps(peaks, expected):
+    from sklearn_ibvi._held_out import scaled_stopping_epoch
+
+    curves = [-((np.arange(1, 61) - peak) ** 2.0) for peak in peaks]  # peak at epoch `peak`
+    assert scaled_stopping_epoch(*curves) == expected
+
+
+def test_search_refits_at_the_scaled_epoch_of_the_chosen_candidates_prefixes():
+    """Independent reference: the chosen candidate's n/4 and n/2 prefixes fitted from scratch
+    for every epoch budget, their coded log densities summed over the two orderings. On these
+    data the n/2 prefixes peak much earlier than the n/4 ones (the scaled epoch is not the peak)."""
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(160, 5))
+    y = np.sin(X[:, 0]) + 0.5 * rng.normal(size=160)
+    estimator = EntropySGDRegressor(hidden_layer_sizes=(64,), max_epochs=12, batch_size=8, lr=0.02, entropy=None, random_state=0)
+    grid = {"prior_scale": [0.5, 1.0]}
+    search = BlockPrequentialSearchCV(estimator, grid, successive_halving=False).fit(X, y)
+    peak = BlockPrequentialSearchCV(estimator, grid, successive_halving=False, stopping_epoch="peak").fit(X, y)
+    assert search.peak_epoch_ == peak.best_epoch_ and search.best_index_ == peak.best_index_
+    chosen = clone(estimator).set_params(**search.cv_results_["params"][search.best_index_])
+    blocks = BlockPrequential().blocks(y)  # [(n/4, next n/4), (n/2, last n/2)] per ordering
+    curves = np.zeros((2, 12))
+    for k, (prefix, coded) in enumerate(blocks):
+        for epochs in range(1, 13):
+            learner = clone(chosen).set_params(max_epochs=epochs).fit(X[prefix], y[prefix])
+            curves[k % 2, epochs - 1] += predictive_log_likelihood(learner, X[coded], y[coded]).sum()
+    quarter, half = (int(np.argmax(c)) + 1 for c in curves)
+    expected = max(1, round(half * min(1.0, max(0.5, half / quarter))))
+    assert search.best_epoch_ == expected < search.peak_epoch_
+    assert search.best_params_["max_epochs"] == search.best_estimator_.n_epochs_ == search.best_epoch_
 
 
 def test_search_refits_the_chosen_candidate_for_the_chosen_epochs_with_its_bound(diabetes):
