@@ -6,9 +6,11 @@ Choosing a network and its stopping epoch without a validation set
 grid by forward chaining: each candidate is trained on prefixes of the training rows (the
 first ``n/4`` and ``n/2`` rows of two random orders) and, after every epoch, predicts the block
 that follows its prefix. The log predictive density per coded row estimates the learner's
-conditional evidence; its maximum over (configuration, epoch) is the choice, refit once on all
-the rows. Successive halving stops the weaker half of the candidates at 1/8, 1/4 and 1/2 of
-the epochs: their curves end early in the plot.
+conditional evidence; its maximum over (configuration, epoch) chooses the configuration, which
+is refit once on all the rows for the ``n/2`` prefixes' peak epoch, scaled by how the peak moves
+from the ``n/4`` prefixes' (``stopping_epoch='scaled'``: kept where it does not come earlier, as
+on these data; brought earlier where it does, as on MNIST). Successive halving stops the weaker
+half of the candidates at 1/8, 1/4 and 1/2 of the epochs: their curves end early in the plot.
 
 Here it chooses the width, the prior scale and the epoch of an
 :class:`~sklearn_ibvi.EntropySGDRegressor` on the diabetes data, beside 5-fold
@@ -79,12 +81,15 @@ for ax, selector, title in [
     for params, curve in zip(selector.cv_results_["params"], curves):
         label = f"width {params['hidden_layer_sizes'][0]}, prior scale {params['prior_scale']}"
         ax.plot(epochs, curve, label=label)
-    ax.axvline(selector.best_epoch_, color="k", ls=":", label=f"chosen: epoch {selector.best_epoch_}")
+    ax.axvline(selector.peak_epoch_, color="k", ls=":", label=f"peak: epoch {selector.peak_epoch_}")
+    if selector.best_epoch_ != selector.peak_epoch_:
+        ax.axvline(selector.best_epoch_, color="k", ls="--", label=f"refit: epoch {selector.best_epoch_}")
     ax.set_xlabel("epoch")
     ax.set_title(f"{title}, diabetes (300 rows)", fontsize=10)
 best = max(np.nanmax(search.criterion_curves_), np.nanmax(epochwise.criterion_curves_))
 axes[0].set_ylim(best - 1.5, best + 0.1)
 axes[0].set_ylabel("held-out log density (nats/row)")
-axes[1].legend(fontsize=8)
+for ax in axes:
+    ax.legend(fontsize=8, loc="lower right")
 fig.tight_layout()
 plt.show()
