@@ -275,11 +275,13 @@ class BoundScorer:
 
 
 def _measures_held_out(estimator, criterion):
-    """Whether ``estimator`` is a BoundEarlyStopping that follows this held-out criterion (then
-    its fitted ``bound_curve_`` already holds the value: no refit needed)."""
+    """Whether ``estimator`` is a fitted BoundEarlyStopping that followed this held-out criterion
+    (then its ``bound_curve_`` already holds the value: no refit needed). Its resolved
+    ``criterion_`` counts, so ``criterion='auto'`` is read as what it chose."""
     from .early_stopping import BoundEarlyStopping  # noqa: PLC0415 (early_stopping imports this module)
 
-    return isinstance(estimator, BoundEarlyStopping) and resolve_criterion(estimator.criterion) == criterion
+    followed = getattr(estimator, "criterion_", None)
+    return isinstance(estimator, BoundEarlyStopping) and followed is not None and resolve_criterion(followed) == criterion
 
 
 def make_bound_scorer(criterion="block_prequential", *, n_blocks=2, n_orderings=2, random_state=0):

@@ -222,6 +222,9 @@ def test_auto_criterion_is_block_prequential_with_enough_rows_and_the_bound_belo
     assert len(X) >= 64
     big = BoundEarlyStopping(EntropySGDClassifier(max_epochs=2, random_state=0)).fit(X, y)
     assert big.criterion_ == "block_prequential"
+    # the scorer reads what 'auto' measured (it used to reject criterion='auto')
+    measured = big.bound_curve_[big.best_epoch_ - 1] / BlockPrequential().n_held_out(y, classifier=True)
+    assert make_bound_scorer()(big, X, y) == pytest.approx(measured, rel=1e-12)
     rows = np.random.RandomState(0).permutation(len(X))[:40]
     small = BoundEarlyStopping(EntropySGDClassifier(max_epochs=2, random_state=0)).fit(X[rows], y[rows])
     assert small.criterion_ == "bound"
