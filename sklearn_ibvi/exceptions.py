@@ -1,6 +1,7 @@
 """Warnings and errors of sklearn_ibvi, each naming the condition it reports, and where warnings point."""
 
 import contextlib
+import os
 import sys
 import sysconfig
 import warnings
@@ -12,18 +13,20 @@ import sklearn
 import torch
 
 #: Code a warning raised during ``fit`` passes through before it reaches the user's line: this
-#: package, the libraries it trains with, and the standard library (context managers, pickle).
-_INTERNAL_DIRECTORIES = tuple(
-    str(Path(module.__file__).resolve().parent) for module in (sys.modules[__package__], skorch, sklearn, torch, joblib)
-) + (str(Path(contextlib.__file__).resolve().parent),)
-_SITE_PACKAGES = str(Path(sysconfig.get_paths()["purelib"]).resolve())
+#: package and the libraries it trains with, and the standard library (context managers, pickle)
+#: — but not other installed packages, which may be the caller.
+_LIBRARIES = tuple(
+    str(Path(m.__file__).resolve().parent) + os.sep for m in (sys.modules[__package__], skorch, sklearn, torch, joblib)
+)
+_STANDARD_LIBRARY = str(Path(contextlib.__file__).resolve().parent) + os.sep
+_SITE_PACKAGES = str(Path(sysconfig.get_paths()["purelib"]).resolve()) + os.sep
 
 
 def _internal(filename):
-    path = str(Path(filename).resolve()) if not filename.startswith("<") else filename
-    if path.startswith(_SITE_PACKAGES) and not path.startswith(_INTERNAL_DIRECTORIES[:-1]):
-        return False  # another installed package calling this one is the caller to show
-    return path.startswith(_INTERNAL_DIRECTORIES)
+    path = str(Path(filename).resolve())
+    if path.startswith(_LIBRARIES):
+        return True
+    return path.startswith(_STANDARD_LIBRARY) and not path.startswith(_SITE_PACKAGES)
 
 
 def warn_at_caller(message, category):
