@@ -118,7 +118,6 @@ class _EpochwiseSearch(BaseSearchCV):
                 alive = np.sort(alive[np.argsort(-reached, kind="stable")[: math.ceil(len(alive) / 2)]])
         self._record_results(candidates, runs)
         best = self.best_index_
-        self.peak_epoch_ = self.best_epoch_
         self.best_epoch_ = self._refit_epoch(runs[best])
         self.best_params_ = {**candidates[best], epochs_name: self.best_epoch_}
         if self.refit:
@@ -131,8 +130,8 @@ class _EpochwiseSearch(BaseSearchCV):
         return self
 
     def _refit_epoch(self, split_runs):
-        """The epochs the refit trains: the chosen candidate's peak (``best_epoch_`` so far)."""
-        return self.best_epoch_
+        """The epochs the refit trains: the chosen candidate's peak."""
+        return self.peak_epoch_
 
     def _candidate(self, params, untracked):
         learner = clone(self.estimator).set_params(**{k: clone(v, safe=False) for k, v in params.items()})
@@ -201,7 +200,7 @@ class _EpochwiseSearch(BaseSearchCV):
         self.criterion_curves_ = curves
         self.best_index_ = int(order[0])
         self.best_score_ = float(scores[self.best_index_])
-        self.best_epoch_ = int(best_epochs[self.best_index_])
+        self.peak_epoch_ = int(best_epochs[self.best_index_])
 
     def _held_out_splits(self, X, y):
         """``[(train_indices, held_out_indices), …]``: the rows each candidate trains on and scores."""

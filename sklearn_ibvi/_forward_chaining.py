@@ -195,7 +195,7 @@ class BlockPrequentialSearchCV(_EpochwiseSearch):
 
     def _refit_epoch(self, split_runs):
         if self.stopping_epoch == "peak" or self.n_blocks < 2:
-            return self.best_epoch_
+            return self.peak_epoch_
         # per ordering the blocks are [..., (n/4 prefix, next n/4), (n/2 prefix, last n/2)]
         epochs = min(len(run.curve) for run in split_runs)
         by_size = [split_runs[k :: self.n_blocks] for k in (self.n_blocks - 2, self.n_blocks - 1)]

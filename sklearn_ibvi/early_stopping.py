@@ -21,7 +21,7 @@ from ._base import BayesianNetEstimator
 from ._epoch_curves import HeldOutRun, advance, untracked_clone
 from .exceptions import BoundUndefinedError
 from ._held_out import BlockPrequential, HeldOutScheme
-from .model_selection import resolve_criterion
+from .model_selection import CRITERIA, resolve_criterion
 
 #: Fewer rows than this make the block-prequential prefixes too small: criterion='auto' uses the bound.
 MIN_ROWS_FOR_BLOCK_PREQUENTIAL = 64
@@ -174,7 +174,7 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
         "patience": [Interval(Integral, 1, None, closed="left"), None],
         "threshold": [Interval(Real, 0, None, closed="left")],
         "max_epochs": [Interval(Integral, 1, None, closed="left"), None],
-        "criterion": [StrOptions({"auto", "bound", "block_prequential", "partial_cv", "prequential"}), HeldOutScheme],
+        "criterion": [StrOptions({"auto", *CRITERIA}), HeldOutScheme],
     }
 
     def __init__(self, estimator, patience=10, threshold=0.0, max_epochs=None, criterion="auto"):
