@@ -10,7 +10,7 @@ from sklearn.base import is_classifier
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._epochwise_search import _EpochwiseSearch
-from ._held_out import BlockPrequential, scaled_stopping_epoch
+from ._held_out import BlockPrequential
 
 
 def block_prequential_log_likelihood(estimator, X, y, n_blocks=2, random_state=0, *, n_orderings=2):
@@ -189,15 +189,13 @@ class BlockPrequentialSearchCV(_EpochwiseSearch):
         self.stopping_epoch = stopping_epoch
         self.random_state = random_state
 
+    def _scheme(self):
+        return BlockPrequential(self.n_blocks, self.random_state, self.n_orderings)
+
     def _held_out_splits(self, X, y):
-        scheme = BlockPrequential(self.n_blocks, self.random_state, self.n_orderings)
-        return scheme.blocks(y, classifier=is_classifier(self.estimator))
+        return self._scheme().blocks(y, classifier=is_classifier(self.estimator))
 
     def _refit_epoch(self, split_runs):
         if self.stopping_epoch == "peak" or self.n_blocks < 2:
             return self.peak_epoch_
-        # per ordering the blocks are [..., (n/4 prefix, next n/4), (n/2 prefix, last n/2)]
-        epochs = min(len(run.curve) for run in split_runs)
-        by_size = [split_runs[k :: self.n_blocks] for k in (self.n_blocks - 2, self.n_blocks - 1)]
-        quarter, half = (sum(run.curve[:epochs] for run in runs) for runs in by_size)
-        return scaled_stopping_epoch(quarter, half)
+        return self._scheme().scaled_epoch([run.curve for run in split_runs])

@@ -142,6 +142,29 @@ class BlockPrequential(HeldOutScheme):
 
     held_out_splits = blocks
 
+    def scaled_epoch(self, block_curves):
+        """The epochs for a fit on all rows, from the blocks' criterion curves
+        (:func:`scaled_stopping_epoch` of the ``n/4`` and ``n/2`` prefixes' curves, each summed
+        over the orderings).
+
+        Parameters
+        ----------
+        block_curves : list of array-like of shape (n_epochs,)
+            Per block of :meth:`blocks`, in its order, the held-out log density after every
+            epoch; curves of unequal length are cut to the shortest.
+        """
+        if self.n_blocks < 2:
+            raise ValueError(
+                f"The scaled epoch compares the n/4 and n/2 prefixes' peaks; {self!r} has "
+                f"{self.n_blocks} block. Use n_blocks >= 2, or the criterion's peak."
+            )
+        epochs = min(len(curve) for curve in block_curves)
+        quarter, half = (
+            sum(np.asarray(curve[:epochs]) for curve in block_curves[k :: self.n_blocks])
+            for k in (self.n_blocks - 2, self.n_blocks - 1)
+        )
+        return scaled_stopping_epoch(quarter, half)
+
     def n_coded(self, n_samples):
         """Rows coded by the blocks of every ordering (all but each first prefix): the
         :meth:`~HeldOutScheme.n_held_out` of ``n_samples`` rows, in closed form."""

@@ -108,6 +108,22 @@ def test_clear_error_for_an_estimator_without_a_bound(classification):
         BoundEarlyStopping(EntropySGDClassifier(max_epochs=3), criterion="prequential").fit(X, y)
 
 
+@pytest.mark.parametrize(
+    "criterion, rows, message",
+    [
+        ("bound", 150, "the criterion is 'bound'"),
+        ("partial_cv", 150, "the criterion is 'partial_cv'"),
+        (BlockPrequential(n_blocks=1), 150, "n_blocks=1"),
+        ("auto", 40, "fell back to it: too few rows"),
+    ],
+)
+def test_scaled_stopping_epoch_needs_forward_chaining_with_two_blocks(regression, criterion, rows, message):
+    X, y = regression
+    model = BoundEarlyStopping(small_regressor(max_epochs=2), criterion=criterion, stopping_epoch="scaled")
+    with pytest.raises(ValueError, match=message):
+        model.fit(X[:rows], y[:rows])
+
+
 def test_delegates_predict_proba_only_where_the_wrapped_estimator_has_it(regression, classification):
     assert not hasattr(BoundEarlyStopping(EntropySGDRegressor()), "predict_proba")
     assert hasattr(BoundEarlyStopping(EntropySGDClassifier()), "predict_proba")

@@ -13,7 +13,7 @@ from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import PolynomialFeatures, StandardScaler
 
-from sklearn_ibvi import EntropySGDClassifier, EntropySGDRegressor, IBVIClassifier, IBVIRegressor
+from sklearn_ibvi import BoundEarlyStopping, EntropySGDClassifier, EntropySGDRegressor, IBVIClassifier, IBVIRegressor
 from sklearn_ibvi._epoch_curves import CALLBACK_NAME, EpochwiseRun, epochwise_evaluations
 from sklearn_ibvi._epoch_curves import without_bound_tracking
 from sklearn_ibvi.exceptions import TrainingDivergedError
@@ -151,10 +151,11 @@ def test_scaled_stopping_epoch_interpolates_between_epochs_and_steps(peaks, expe
     assert scaled_stopping_epoch(*curves) == expected
 
 
-def test_search_refits_at_the_scaled_epoch_of_the_chosen_candidates_prefixes():
+def test_search_and_early_stopping_keep_the_scaled_epoch_of_the_chosen_candidates_prefixes():
     """Independent reference: the chosen candidate's n/4 and n/2 prefixes fitted from scratch
     for every epoch budget, their coded log densities summed over the two orderings. On these
-    data the n/2 prefixes peak much earlier than the n/4 ones (the scaled epoch is not the peak)."""
+    data the n/2 prefixes peak much earlier than the n/4 ones (the scaled epoch is not the peak).
+    BoundEarlyStopping(stopping_epoch='scaled') on that candidate keeps the same epoch."""
     rng = np.random.RandomState(0)
     X = rng.normal(size=(160, 5))
     y = np.sin(X[:, 0]) + 0.5 * rng.normal(size=160)
@@ -174,6 +175,10 @@ def test_search_refits_at_the_scaled_epoch_of_the_chosen_candidates_prefixes():
     expected = max(1, round(half * min(1.0, max(0.5, half / quarter))))
     assert search.best_epoch_ == expected < search.peak_epoch_
     assert search.best_params_["max_epochs"] == search.best_estimator_.n_epochs_ == search.best_epoch_
+    stopped = BoundEarlyStopping(chosen, patience=None, criterion="block_prequential", stopping_epoch="scaled")
+    stopped.fit(X, y)
+    assert stopped.best_epoch_ == stopped.estimator_.n_epochs_ == expected
+    assert stopped.peak_epoch_ == int(np.argmax(stopped.bound_curve_)) + 1 > expected
 
 
 def test_search_refits_the_chosen_candidate_for_the_chosen_epochs_with_its_bound(diabetes):
