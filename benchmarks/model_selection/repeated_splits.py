@@ -561,6 +561,83 @@ def stopping_table(labels, results):
     return lines
 
 
+def mean_interval(values, n_resamples=2000, seed=0):
+    """Mean and 95 % bootstrap interval (over the entries: cases, or configurations)."""
+    values = np.asarray(values, dtype=float)
+    draws = np.random.default_rng(seed).integers(0, len(values), size=(n_resamples, len(values)))
+    low, high = np.percentile(values[draws].mean(axis=1), [2.5, 97.5])
+    return f"{values.mean():+.4f} ({low:+.4f} to {high:+.4f})"
+
+
+def sixth_round_checks(results, summaries):
+    """The sixth round's pre-registered comparisons (``SIXTH_ROUND_MNIST_SEEDS``,
+    ``SIXTH_ROUND_SMALL_SEEDS``), one column per group of its new cases."""
+    groups = {
+        "5000 MNIST rows": [
+            label
+            for label, r in results.items()
+            if r["dataset"].startswith("mnist") and r["seed"] in SIXTH_ROUND_MNIST_SEEDS.get(r["n_train"], ())
+        ],
+        "small data, splits 32-35": [
+            label
+            for label, r in results.items()
+            if not r["dataset"].startswith("mnist") and r["seed"] in SIXTH_ROUND_SMALL_SEEDS and r.get("family") != "ibvi"
+        ],
+    }
+    groups = {name: labels for name, labels in groups.items() if labels}
+    if not groups:
+        return []
+    default = "block prequential K=2, 2 orderings, successive halving"
+    peak, scaled, summed = default, default + ", scaled epoch", default + ", " + SUMMED_PEAK
+    stop_rule = "block prequential K=2, 2 orderings"
+
+    def regrets(labels, selector):
+        return np.array([summaries[label][selector]["regret"] for label in labels])
+
+    def stops(labels, rule):  # per configuration: (ratio to the test-optimal epoch, stopping regret)
+        return np.concatenate([stopping_points(results[label])[rule] for label in labels])
+
+    def against_cv(labels):
+        regret, cv = regrets(labels, scaled), regrets(labels, "5-fold CV")
+        compute = np.median([summaries[label][scaled]["compute_vs_cv"] for label in labels])
+        if cv.mean() <= 1e-9:
+            return f"— (CV's regret is 0); {compute:.2f}"
+        low, high = ratio_interval(regret, cv)
+        return f"{regret.mean() / cv.mean():.2f} ({low:.2f}–{high:.2f}); {compute:.2f}"
+
+    rows = {
+        "(a) default (scaled epoch): mean regret / CV's (95 % interval); median compute × CV": against_cv,
+        "(b) selection regret, scaled epoch − peak epoch (paired over cases, nats)": lambda ls: mean_interval(
+            regrets(ls, scaled) - regrets(ls, peak)
+        ),
+        "(c) stopping, scaled epoch: median ratio to the test optimum (share within ±25 %; 5-fold CV's share)": (
+            lambda ls: f"{np.median(stops(ls, stop_rule + ', scaled epoch')[:, 0]):.2f} "
+            f"({np.mean(np.abs(stops(ls, stop_rule + ', scaled epoch')[:, 0] - 1) <= 0.25):.0%}; "
+            f"{np.mean(np.abs(stops(ls, '5-fold CV')[:, 0] - 1) <= 0.25):.0%})"
+        ),
+        "(d) stopping regret, peak × prefix ratio − peak (paired over configurations, nats)": lambda ls: mean_interval(
+            stops(ls, stop_rule + ", " + SUMMED_PEAK)[:, 1] - stops(ls, stop_rule)[:, 1]
+        ),
+        "(d') stopping regret, peak × prefix ratio − scaled epoch (paired over configurations)": lambda ls: mean_interval(
+            stops(ls, stop_rule + ", " + SUMMED_PEAK)[:, 1] - stops(ls, stop_rule + ", scaled epoch")[:, 1]
+        ),
+        "(e) selection regret, peak × prefix ratio − scaled epoch (paired over cases, nats)": lambda ls: mean_interval(
+            regrets(ls, summed) - regrets(ls, scaled)
+        ),
+    }
+    lines = [
+        "## Sixth round: the pre-registered comparisons",
+        "",
+        "Hypotheses and decisions written in `SIXTH_ROUND_MNIST_SEEDS` and `SIXTH_ROUND_SMALL_SEEDS` before the "
+        "round's results existed. Differences are the first rule minus the second: negative favours the first.",
+        "",
+        "| comparison | " + " | ".join(f"{name} ({len(labels)} cases)" for name, labels in groups.items()) + " |",
+        "|---" * (len(groups) + 1) + "|",
+    ]
+    lines += [f"| {row} | " + " | ".join(cell(labels) for labels in groups.values()) + " |" for row, cell in rows.items()]
+    return lines + [""]
+
+
 def write_report(results, commands, minutes, notes, path):
     summaries = {label: select(r) for label, r in results.items()}
     seeds = sorted({r["seed"] for r in results.values()})
@@ -635,6 +712,7 @@ def write_report(results, commands, minutes, notes, path):
             *stopping_table(labels, results),
             "",
         ]
+    lines += sixth_round_checks(results, summaries)
     lines += ["## Every case", "", "Cells: regret @ chosen epoch.", ""]
     lines += ["| case | " + " | ".join(selectors) + " |", "|---" * (len(selectors) + 1) + "|"]
     for label, s in summaries.items():
