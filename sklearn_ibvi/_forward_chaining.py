@@ -56,8 +56,8 @@ class BlockPrequentialSearchCV(_EpochwiseSearch):
     a refit. The defaults (two blocks, two orderings, successive halving) were chosen in the
     repeated-splits study (``benchmarks/model_selection/repeated_splits.md``) on its
     exploration splits and then checked on fresh splits and on IBVI; the user guide has the
-    numbers and where the search falls short. In short: about CV's regret up to 2000 rows
-    (1.08× over 152 cases), but 4.1× on 5000 MNIST rows, where
+    numbers and where the search falls short. In short: about CV's regret below 2000 rows
+    (1.06× over 161 cases), but 1.3–4.1× on 2000–5000 MNIST rows, where
     :class:`~sklearn_ibvi.model_selection.EpochwiseGridSearchCV` is the better choice.
 
     Parameters
@@ -86,9 +86,9 @@ class BlockPrequentialSearchCV(_EpochwiseSearch):
         in epochs, than the fit on all rows. ``'scaled'``: read that from the data — the ``n/2``
         prefixes' peak ``e_half``, times ``clip(e_half / e_quarter, 1/2, 1)`` (kept if the peak
         does not move as the prefix doubles, halved once more if it halves). In the
-        repeated-splits study (152 cases it was not defined on) 'scaled' had 1.08× 5-fold CV's
-        mean test-NLL regret against 'peak''s 1.12×: 0.012 nats less on 24 MNIST cases of
-        1000–5000 rows (95 % interval 0.005–0.019), 0.001 nats more on 128 cases of 300–500 rows
+        repeated-splits study (161 cases it was not defined on) 'scaled' had 1.06× 5-fold CV's
+        mean test-NLL regret against 'peak''s 1.12×: 0.010 nats less on 33 MNIST cases of
+        1000–5000 rows (95 % interval 0.005–0.016), 0.001 nats more on 128 cases of 300–500 rows
         (−0.001–0.003). Needs ``n_blocks ≥ 2``; with one block it is the peak.
     random_state : int, default=0
         Seeds the row orders; every candidate codes the same blocks.

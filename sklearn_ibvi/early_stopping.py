@@ -113,7 +113,7 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
           epoch count. The prefixes train with their bound switched off (``entropy=None``,
           ``n_bound_samples=0``): 1.5 fits' worth of rows, cheaper than the tracked fit.
           Does not need the bound: works with ``entropy=None``. Pass a ``BlockPrequential`` for
-          other blocks or orders. Over the repeated-splits study's 156 confirmation cases its peak
+          other blocks or orders. Over the repeated-splits study's 165 confirmation cases its peak
           fell at the test-optimal epoch where that is late (median ratio 1.00 on Boston and
           digits) and past it where it is early: 1.4× on breast cancer (5-fold CV 1.2×, at a
           similar cost in test NLL), 2.5×, 1.8× and 1.3× on 1000, 2000 and 5000 MNIST rows (CV

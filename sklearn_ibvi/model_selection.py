@@ -31,11 +31,11 @@ model-selection studies (``benchmarks/model_selection/results.md`` and
 validation set"). In short: forward chaining is the only one near CV (the bound had 8–57×
 CV's mean test-NLL regret, the one-pass prequential 12×) — hence the default of
 :func:`make_bound_scorer` — and :class:`~sklearn_ibvi.model_selection.BlockPrequentialSearchCV` runs it at the lowest cost:
-it chooses the configuration and the stopping epoch and refits once (1.08× CV's regret at 0.19×
-its compute over 152 confirmation cases: 1.09× on 300–500 rows, 0.49× and 1.38× on 1000 and 2000
-MNIST rows, but 4.1× on 5000). :class:`~sklearn_ibvi.model_selection.EpochwiseGridSearchCV` runs
-5-fold CV the same way (CV's regret at 0.40× its compute), on any folds or on
-:class:`PartialKFold`: from a few thousand rows, use it.
+it chooses the configuration and the stopping epoch and refits once (1.06× CV's regret at 0.19×
+its compute over 161 confirmation cases: 1.09× on 300–500 rows, 0.49× and 0.38× on 1000 and 1500
+MNIST rows, but 1.3–1.4× on 2000–3000 and 4.1× on 5000).
+:class:`~sklearn_ibvi.model_selection.EpochwiseGridSearchCV` runs 5-fold CV the same way (CV's
+regret at 0.41× its compute), on any folds or on :class:`PartialKFold`: from 2000 rows, use it.
 
 Use any criterion with :class:`~sklearn.model_selection.GridSearchCV` and the all-data splitter::
 
@@ -299,8 +299,8 @@ def make_bound_scorer(criterion="block_prequential", *, n_blocks=2, n_orderings=
         What the scorer returns, in nats per sample (module docstring has the details). The
         default is the criterion that selected best in the model-selection studies (the first
         study's mean test-NLL regret with three blocks of one order: 1.4× 5-fold CV's; the
-        bound: 24×, the one-pass prequential: 12×; over 156 repeated-split cases, the default
-        two blocks × two orders: 1.15×, three blocks of one order: 1.35×). To choose stopping
+        bound: 24×, the one-pass prequential: 12×; over 165 repeated-split cases, the default
+        two blocks × two orders: 1.14×, three blocks of one order: 1.36×). To choose stopping
         epochs too, and for less compute, use
         :class:`~sklearn_ibvi.model_selection.BlockPrequentialSearchCV`:
 
@@ -376,7 +376,7 @@ class ScreenedGridSearchCV(BaseSearchCV):
 
     In the model-selection study (4 data sets, top 3 of 9–18 configurations kept), screening by
     forward chaining (three blocks of one order) kept CV's choice every time, for 0.58–0.79×
-    CV's compute, and over 156 repeated-split cases had 1.08× CV's mean test-NLL regret at
+    CV's compute, and over 165 repeated-split cases had 1.07× CV's mean test-NLL regret at
     0.61× its compute; screening by the much cheaper ``'prequential'`` (0.18–0.38×) discarded the best
     regression configurations (it favours wide noise) and had 11× CV's mean regret. The
     default ``'block_prequential'`` (two blocks × two orders) screens with 1.5 fits per
