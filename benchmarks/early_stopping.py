@@ -12,6 +12,8 @@ One configuration per data set (the model-selection study's data, split 0: 300 t
 - (d) ``BoundEarlyStopping(criterion='bound')``, the published bound;
 - (f) ``BoundEarlyStopping(criterion='partial_cv')``: two of five shuffled folds held out
   (learners on 80 % of the rows), the cheap cross-validation that stopped better on MNIST;
+- (g) (b) with ``stopping_epoch='scaled'``: the peak corrected for the prefixes' size, as
+  ``BlockPrequentialSearchCV`` refits;
 - (e) scikit-learn's ``MLPRegressor``/``MLPClassifier`` with ``early_stopping=True`` (10 % of the
   rows held out; same width, batch and patience; its default Adam; y standardised for the
   regressor) — the validation-set rule.
@@ -79,6 +81,9 @@ def methods(task):
         "(e) sklearn MLP, early_stopping=True": lambda: mlp,
         "(f) BoundEarlyStopping, partial_cv (2 of 5 folds)": lambda: BoundEarlyStopping(
             estimator(), patience=PATIENCE, criterion="partial_cv"
+        ),
+        "(g) BoundEarlyStopping, block_prequential, stopping_epoch='scaled'": lambda: BoundEarlyStopping(
+            estimator(), patience=PATIENCE, criterion="block_prequential", stopping_epoch="scaled"
         ),
     }
 
