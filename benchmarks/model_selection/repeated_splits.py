@@ -58,6 +58,7 @@ import run_study as base  # noqa: E402  (the first study's data, models and Lapl
 import sklearn_ibvi  # noqa: E402
 from sklearn_ibvi._epoch_curves import epochwise_evaluations  # noqa: E402
 from sklearn_ibvi.datasets import load_mnist  # noqa: E402
+from sklearn_ibvi._held_out import scaled_stopping_epoch  # noqa: E402  (the search's own rule)
 from sklearn_ibvi._epoch_curves import without_bound_tracking  # noqa: E402
 from sklearn_ibvi._held_out import classes_first  # noqa: E402
 from sklearn_ibvi.exceptions import BoundValidityWarning  # noqa: E402
@@ -230,8 +231,11 @@ def scaled_epoch(row, epochs, from_summed_peak=False):
     The summed-peak form was pre-registered for the sixth round (``SIXTH_ROUND_SMALL_SEEDS``).
     """
     blocks = np.array(row["blocks"])
-    quarter, half = (int(np.argmax(blocks[:2, k].sum(axis=0))) + 1 for k in (1, 2))
-    start = int(np.argmax(blocks[:2, 1:3].sum(axis=(0, 1)))) + 1 if from_summed_peak else half
+    quarter_curve, half_curve = blocks[:2, 1].sum(axis=0), blocks[:2, 2].sum(axis=0)
+    if not from_summed_peak:
+        return scaled_stopping_epoch(quarter_curve, half_curve) - 1
+    quarter, half = (int(np.argmax(curve)) + 1 for curve in (quarter_curve, half_curve))
+    start = int(np.argmax(quarter_curve + half_curve)) + 1
     return int(np.clip(round(start * np.clip(half / quarter, 0.5, 1.0)), 1, epochs)) - 1
 
 
@@ -656,8 +660,10 @@ def sixth_round_checks(results, summaries):
     def regrets(labels, selector):
         return np.array([summaries[label][selector]["regret"] for label in labels])
 
+    points = {label: stopping_points(results[label]) for labels in groups.values() for label in labels}
+
     def stops(labels, rule):  # per configuration: (ratio to the test-optimal epoch, stopping regret)
-        return np.concatenate([stopping_points(results[label])[rule] for label in labels])
+        return np.concatenate([points[label][rule] for label in labels])
 
     rows = {
         "(a) default (scaled epoch): mean regret / CV's (95 % interval); median compute × CV": lambda ls: against_cv(
