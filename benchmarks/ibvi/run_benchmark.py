@@ -187,8 +187,9 @@ def memory_probe(dataset, method):
     release_freed_memory()
     reset_peak_rss()
     before, _ = rss_mb()
-    model = fit_method(method, X_train, y_train, cfg["hidden"], MEMORY_EPOCHS, 0)  # noqa: F841 - kept alive
+    model = fit_method(method, X_train, y_train, cfg["hidden"], MEMORY_EPOCHS, 0)
     _, peak = rss_mb()
+    del model  # alive until the peak was read
     print(json.dumps({"peak_rss_mb": peak, "baseline_rss_mb": before, "fit_increase_mb": peak - before,
                       "epochs": MEMORY_EPOCHS}))  # fmt: skip
 
