@@ -87,7 +87,13 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
         ``partial_fit`` continues training for one epoch and records a per-epoch bound).
     patience : int or None, default=10
         Epochs without an improvement larger than ``threshold`` before stopping. ``None`` never
-        stops early: all ``max_epochs`` epochs run and the best one is kept.
+        stops early: all ``max_epochs`` epochs run and the best one is kept. Replayed on the
+        model-selection study's forward-chaining curves (``benchmarks/model_selection``, 2061
+        configurations), patience 10 cost nothing where the test optimum is early (MNIST), but
+        with entropy-SGD on the small data sets, whose optimum is late, it stopped some fits in
+        a plateau: 0.080 nats of test NLL per configuration above the best epoch, against 0.060
+        with patience 20 and 0.033 following every epoch (the mean of a few long plateaus;
+        medians 0.015 or less).
     threshold : float, default=0.0
         Minimum improvement, in nats (absolute, on the whole-data criterion), that resets the
         patience count. Absolute because bounds are negative: a relative threshold on a negative
@@ -145,6 +151,9 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
         one configuration is stopped; the search, which also chooses, uses it by default.
         (Scaling the summed curve's peak instead was pre-registered as a default for this class
         and refuted: 0.011 nats per configuration worse than the peak on new small-data splits.)
+        With a finite ``patience`` both prefixes' peaks are read on the epochs followed; in the
+        replay above this cost the scaled epoch 0.001 nats per configuration on MNIST and 0.006
+        on IBVI at patience 10, against following every epoch.
 
     Attributes
     ----------
