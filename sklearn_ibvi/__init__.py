@@ -3,7 +3,7 @@
 from .early_stopping import BoundEarlyStopping
 from .entropy_sgd import EntropySGDClassifier, EntropySGDRegressor
 from .ibvi import IBVIClassifier, IBVIRegressor
-from .exceptions import BoundUndefinedError, BoundValidityWarning, TrainingDivergedError
+from .exceptions import BoundUndefinedError, BoundValidityWarning, InputScaleWarning, TrainingDivergedError
 
 __version__ = "0.1.0.dev0"
 
@@ -14,6 +14,7 @@ __all__ = [
     "IBVIRegressor",
     "IBVIClassifier",
     "BoundValidityWarning",
+    "InputScaleWarning",
     "BoundUndefinedError",
     "TrainingDivergedError",
 ]

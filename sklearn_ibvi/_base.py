@@ -59,7 +59,7 @@ from ._devices import (
     deserialized_net,
     moved_net,
 )
-from .exceptions import warn_at_caller
+from .exceptions import InputScaleWarning, warn_at_caller
 from .likelihoods import NegativeLogLikelihood, categorical_log_likelihood, gaussian_log_likelihood
 
 PREDICT_BATCH_SIZE = 4096
@@ -67,12 +67,41 @@ PREDICT_BATCH_SIZE = 4096
 #: Bytes of float32 per chunk when validating out-of-core (memmap) inputs.
 VALIDATION_CHUNK_BYTES = 16 * 2**20
 
+#: A feature whose root mean square exceeds this is far from standardised: ``fit`` warns.
+MAX_STANDARDISED_RMS = 10.0
+
 def hidden_layer_sizes(value):
     """Validated ``hidden_layer_sizes`` as a tuple of positive ints (an int means one layer)."""
     sizes = (value,) if isinstance(value, Integral) else tuple(value)
     if not all(isinstance(h, Integral) and h >= 1 for h in sizes):
         raise ValueError(f"hidden_layer_sizes must be positive integers, got {value!r}.")
     return tuple(int(h) for h in sizes)
+
+
+def feature_rms(X):
+    """Root mean square of every feature (columns of ``X`` flattened past the first axis),
+    accumulated in float64 over chunks of rows, so a memmap is read, never copied whole."""
+    n_features = int(np.prod(X.shape[1:]))
+    rows = max(1, VALIDATION_CHUNK_BYTES // (4 * max(1, n_features)))
+    squares = np.zeros(n_features)
+    for start in range(0, len(X), rows):
+        chunk = np.asarray(X[start : start + rows], dtype=np.float64).reshape(-1, n_features)
+        squares += np.einsum("ij,ij->j", chunk, chunk)
+    return np.sqrt(squares / max(1, len(X)))
+
+
+def _warn_if_unstandardised(X):
+    rms = feature_rms(X)
+    worst = int(np.argmax(rms)) if rms.size else 0
+    if rms.size and rms[worst] > MAX_STANDARDISED_RMS:
+        warn_at_caller(
+            f"X is far from standardised: feature {worst} has root mean square {rms[worst]:.3g} "
+            f"({int(np.sum(rms > MAX_STANDARDISED_RMS))} of {rms.size} features above {MAX_STANDARDISED_RMS:g}). "
+            "The prior over weights, prior_scale, the bound and the default lr assume inputs of unit scale "
+            "(the prior predictive's spread grows with |x|), and SGD from a prior draw can diverge or stall "
+            "on raw features. Put a StandardScaler first: make_pipeline(StandardScaler(), estimator).",
+            InputScaleWarning,
+        )
 
 
 def _check_last_epoch_complete(net):
@@ -183,6 +212,8 @@ class BayesianNetEstimator(BaseEstimator):
             self._check_continuable()
         with unchanged_on_failure(self):
             X, y = self._validated_training_data(X, y, reset=not continuing)
+            if not continuing:
+                _warn_if_unstandardised(X)
             y = self._encode_fit_targets(y, reset=not continuing, classes=classes)
             self._fit_net(X, y, continuing, epochs)
         return self

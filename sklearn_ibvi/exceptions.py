@@ -47,6 +47,15 @@ class BoundValidityWarning(UserWarning):
     """
 
 
+class InputScaleWarning(UserWarning):
+    """The inputs are far from standardised (a feature's root mean square above 10).
+
+    The prior over weights, and with it ``prior_scale``, the bound and the default ``lr``, is
+    meant for inputs of unit scale: the prior predictive's spread grows with ``|x|``. Put a
+    :class:`~sklearn.preprocessing.StandardScaler` before the estimator.
+    """
+
+
 class TrainingDivergedError(FloatingPointError):
     """The training loss became NaN or infinite; nothing of the failed fit is kept."""
 

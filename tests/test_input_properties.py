@@ -20,9 +20,12 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from sklearn.base import is_classifier, is_regressor
 from sklearn.exceptions import DataConversionWarning, NotFittedError
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 import sklearn_ibvi
 from sklearn_ibvi import TrainingDivergedError
+from sklearn_ibvi._base import feature_rms
 
 ESTIMATOR_NAMES = ["EntropySGDRegressor", "EntropySGDClassifier", "IBVIRegressor", "IBVIClassifier"]
 ESTIMATORS = [getattr(sklearn_ibvi, name) for name in ESTIMATOR_NAMES if hasattr(sklearn_ibvi, name)]
@@ -450,3 +453,36 @@ def test_unfitted_estimators_and_bad_devices_give_clear_errors(cls):
         with pytest.raises(ValueError, match="CUDA is not available"):
             tiny(cls, device="cuda").fit(X, y)
 
+
+
+# -- input scale ----------------------------------------------------------------------------------
+
+
+def _with_rms(column, rms):
+    return column * rms / np.sqrt(np.mean(column.astype(np.float32).astype(np.float64) ** 2))
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=lambda c: c.__name__)
+def test_unstandardised_features_warn_once_per_network_and_standardised_ones_do_not(cls):
+    rng = np.random.RandomState(0)
+    X = rng.randn(40, 3)
+    y = X[:, 0] if is_regressor(tiny(cls)) else (X[:, 0] > 0).astype(int)
+    raw, edge = X.copy(), X.copy()
+    raw[:, 2], edge[:, 2] = _with_rms(X[:, 2], 10.5), _with_rms(X[:, 2], 9.5)
+    with pytest.warns(sklearn_ibvi.InputScaleWarning, match=r"feature 2 has root mean square 10\.5 \(1 of 3"):
+        estimator = tiny(cls).fit(raw, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", sklearn_ibvi.InputScaleWarning)
+        estimator.partial_fit(raw, y)  # continues the network: warned when it started
+        tiny(cls).fit(edge, y)  # root mean square 9.5: inside the limit
+        make_pipeline(StandardScaler(), tiny(cls)).fit(raw * 1000, y)
+
+
+def test_feature_rms_reads_a_memmap_in_chunks_as_numpy_computes_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(sklearn_ibvi._base, "VALIDATION_CHUNK_BYTES", 48)  # 3 rows of 4 features a chunk
+    X = (np.random.RandomState(1).randn(50, 4) * [1, 10, 100, 0.1] + [0, 5, -300, 0]).astype(np.float32)
+    memmap = np.memmap(tmp_path / "X.dat", dtype=np.float32, mode="w+", shape=X.shape)
+    memmap[:] = X
+    expected = np.sqrt(np.mean(X.astype(np.float64) ** 2, axis=0))
+    np.testing.assert_allclose(feature_rms(memmap), expected, rtol=1e-12)
+    np.testing.assert_allclose(feature_rms(X), expected, rtol=1e-12)
