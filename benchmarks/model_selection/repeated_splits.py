@@ -527,6 +527,17 @@ SWITCH_ROWS = 2000
 #: ``BlockPrequentialSearchCV`` as an option (not the default: one family's cases cannot move
 #: it); otherwise it is dropped and reported as refuted.
 EIGHTH_ROUND_IBVI_SEEDS = {"small": set(range(4, 8)), 2000: {20, 21}}
+#: The ninth round (pre-registered in the commit that added it, before it ran; it takes the CPU
+#: of the eighth round's MNIST split 21, which is therefore not run): entropy-SGD on the four
+#: small data sets, splits 36-39, no Laplace. Decided beforehand: (k') ``orderings_guard`` on the
+#: round's 16 cases, with the eighth round's rule for (k): worth building if its mean regret is
+#: at most the default's and at most 1.2× CV's at a median compute ≤ 1/3 of CV's, else refuted
+#: for entropy-SGD. (m) ``BoundEarlyStopping``'s patience, replayed on the round's configurations
+#: (``patience_replay``, explored on the earlier curves: with entropy-SGD on the small data sets
+#: 0.080 nats of stopping regret per configuration at patience 10 against 0.060 at 20, for the
+#: peak): if patience 20's mean stopping regret for the peak is at least 0.005 nats below
+#: patience 10's on these configurations, the default patience becomes 20; otherwise it stays 10.
+NINTH_ROUND_SMALL_SEEDS = set(range(36, 40))
 SWITCH_AT_2000 = f"switch: forward chaining below {SWITCH_ROWS} rows, else 2 of 5 CV folds + halving"
 
 
@@ -539,6 +550,8 @@ def groups_of(results):
         eighth = EIGHTH_ROUND_IBVI_SEEDS.get(result["n_train"] if result["dataset"].startswith("mnist") else "small", ())
         if family == "IBVI" and result["seed"] in eighth:
             stage = "eighth round" + (f", MNIST subset ({result['n_train']} rows)" if result["dataset"].startswith("mnist") else "")
+        elif family == "entropy-SGD" and not result["dataset"].startswith("mnist") and result["seed"] in NINTH_ROUND_SMALL_SEEDS:
+            stage = "ninth round, small data"
         elif result["dataset"].startswith("mnist") and result["seed"] in SEVENTH_ROUND_MNIST_SEEDS.get(result["n_train"], ()):
             stage = f"seventh round, MNIST subset ({result['n_train']} rows, {epochs} epochs)"
         elif result["dataset"].startswith("mnist") and result["seed"] in SIXTH_ROUND_MNIST_SEEDS.get(result["n_train"], ()):
