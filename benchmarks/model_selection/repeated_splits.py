@@ -742,6 +742,69 @@ def seventh_round_checks(results, summaries):
     return lines + [""]
 
 
+def patience_stopping_regrets(result, patience):
+    """Per configuration: the test NLL at ``BoundEarlyStopping``'s peak under ``patience`` on the
+    summed K=2 curve, minus the configuration's lowest (nats)."""
+    regrets = []
+    for r in result["configs"]:
+        test = np.array(r["test_nll"])
+        peak, _ = base.patience_stop(block_curve(r, 2, [0, 1]), patience)
+        regrets.append(test[peak] - test.min())
+    return regrets
+
+
+def eighth_and_ninth_round_checks(results, summaries):
+    """The eighth and ninth rounds' pre-registered comparisons (``EIGHTH_ROUND_IBVI_SEEDS``,
+    ``NINTH_ROUND_SMALL_SEEDS``): (h) the search's default and (k, k') the orderings guard per
+    group of new cases; (m) patience 20 against 10 on the ninth round's configurations."""
+    groups = {}
+    for label, r in results.items():
+        mnist = r["dataset"].startswith("mnist")
+        if r.get("family") == "ibvi" and r["seed"] in EIGHTH_ROUND_IBVI_SEEDS.get(r["n_train"] if mnist else "small", ()):
+            groups.setdefault(f"IBVI, {r['n_train']} MNIST rows" if mnist else "IBVI, small data, splits 4-7", []).append(label)
+        elif r.get("family") != "ibvi" and not mnist and r["seed"] in NINTH_ROUND_SMALL_SEEDS:
+            groups.setdefault("entropy-SGD, small data, splits 36-39", []).append(label)
+    if not groups:
+        return []
+    default = "block prequential K=2, 2 orderings, successive halving, scaled epoch"
+    names = sorted(groups)
+
+    def mean_regret(labels, selector):
+        return f"{np.mean([summaries[label][selector]['regret'] for label in labels]):.4f}"
+
+    lines = [
+        "## Eighth and ninth rounds: the pre-registered comparisons",
+        "",
+        "Written in `EIGHTH_ROUND_IBVI_SEEDS` and `NINTH_ROUND_SMALL_SEEDS` before the rounds' results were read. "
+        "Ratio rows: mean regret / 5-fold CV's (95 % paired bootstrap interval over cases); median compute × CV.",
+        "",
+        "| | " + " | ".join(f"{name} ({len(groups[name])} cases)" for name in names) + " |",
+        "|---" * (len(names) + 1) + "|",
+        "| (h) the search's default (scaled epoch), × CV | "
+        + " | ".join(against_cv(groups[n], summaries, default) for n in names) + " |",
+        "| (k, k') the orderings guard, × CV | "
+        + " | ".join(against_cv(groups[n], summaries, ORDERINGS_GUARD) for n in names) + " |",
+        "| mean regret (nats): CV / default / guard | "
+        + " | ".join(
+            " / ".join(mean_regret(groups[n], sel) for sel in ("5-fold CV", default, ORDERINGS_GUARD)) for n in names
+        )
+        + " |",
+        "",
+    ]
+    ninth = groups.get("entropy-SGD, small data, splits 36-39", [])
+    if ninth:
+        ten = np.concatenate([patience_stopping_regrets(results[label], 10) for label in ninth])
+        twenty = np.concatenate([patience_stopping_regrets(results[label], 20) for label in ninth])
+        lines += [
+            f"(m) `BoundEarlyStopping`'s peak on the ninth round's {len(ten)} configurations: mean stopping regret "
+            f"{ten.mean():.4f} nats at patience 10, {twenty.mean():.4f} at patience 20; difference (20 − 10, 95 % "
+            f"bootstrap interval over configurations) {mean_interval(twenty - ten)}. Decision rule: "
+            "patience 20 becomes the default if the difference is −0.005 or lower.",
+            "",
+        ]
+    return lines
+
+
 def sixth_round_checks(results, summaries):
     """The sixth round's pre-registered comparisons (``SIXTH_ROUND_MNIST_SEEDS``,
     ``SIXTH_ROUND_SMALL_SEEDS``), one column per group of its new cases."""
@@ -884,6 +947,7 @@ def write_report(results, commands, minutes, notes, path):
     lines += patience_replay(results, confirmation)
     lines += sixth_round_checks(results, summaries)
     lines += seventh_round_checks(results, summaries)
+    lines += eighth_and_ninth_round_checks(results, summaries)
     lines += ["## Every case", "", "Cells: regret @ chosen epoch.", ""]
     lines += ["| case | " + " | ".join(selectors) + " |", "|---" * (len(selectors) + 1) + "|"]
     for label, s in summaries.items():
