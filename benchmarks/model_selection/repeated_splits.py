@@ -778,7 +778,7 @@ def eighth_and_ninth_round_checks(results, summaries):
         "Written in `EIGHTH_ROUND_IBVI_SEEDS` and `NINTH_ROUND_SMALL_SEEDS` before the rounds' results were read. "
         "Ratio rows: mean regret / 5-fold CV's (95 % paired bootstrap interval over cases); median compute × CV.",
         "",
-        "| | " + " | ".join(f"{name} ({len(groups[name])} cases)" for name in names) + " |",
+        "| | " + " | ".join(f"{name} ({len(groups[name])} case{'s' * (len(groups[name]) > 1)})" for name in names) + " |",
         "|---" * (len(names) + 1) + "|",
         "| (h) the search's default (scaled epoch), × CV | "
         + " | ".join(against_cv(groups[n], summaries, default) for n in names) + " |",
