@@ -117,8 +117,15 @@ class _EpochwiseSearch(BaseSearchCV):
                 reached = np.array([_best_so_far(runs[c]) for c in alive])
                 alive = np.sort(alive[np.argsort(-reached, kind="stable")[: math.ceil(len(alive) / 2)]])
         self._record_results(candidates, runs)
-        best = self.best_index_
-        self.best_epoch_ = self._refit_epoch(runs[best])
+        confirmed = self._confirm(X, y, candidates, runs, alive)
+        if confirmed is None:
+            best = self.best_index_
+            self.best_epoch_ = self._refit_epoch(runs[best])
+        else:  # another search chose among the finalists: its candidate, its epoch
+            best, self.best_epoch_ = confirmed
+            self.best_index_ = best
+            self.best_score_ = float(self.cv_results_["mean_test_score"][best])
+            self.peak_epoch_ = int(self.cv_results_["best_epoch"][best])
         self.best_params_ = {**candidates[best], epochs_name: self.best_epoch_}
         if self.refit:
             start = time.perf_counter()
@@ -132,6 +139,11 @@ class _EpochwiseSearch(BaseSearchCV):
     def _refit_epoch(self, split_runs):
         """The epochs the refit trains: the chosen candidate's peak."""
         return self.peak_epoch_
+
+    def _confirm(self, X, y, candidates, runs, finalists):
+        """``None`` to keep the criterion's choice, or ``(candidate index, epochs)`` chosen
+        another way among the ``finalists`` (the candidates trained to the end)."""
+        return None
 
     def _candidate(self, params, untracked):
         learner = clone(self.estimator).set_params(**{k: clone(v, safe=False) for k, v in params.items()})

@@ -9,7 +9,7 @@ import numpy as np
 from sklearn.base import is_classifier
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._epochwise_search import _EpochwiseSearch
+from ._epochwise_search import EpochwiseGridSearchCV, _criterion, _EpochwiseSearch
 from ._held_out import BlockPrequential
 
 
@@ -92,6 +92,20 @@ class BlockPrequentialSearchCV(_EpochwiseSearch):
         (−0.001–0.003). Needs ``n_blocks ≥ 2``; with one block it is the peak.
     random_state : int, default=0
         Seeds the row orders; every candidate codes the same blocks.
+    tie_break_cv : int, cross-validation generator or None, default=None
+        The *orderings guard*. If set, and the row orderings disagree on which of the two best
+        finalists (the candidates trained to the end) is better — each ordering's criterion at
+        its own peak — forward chaining cannot separate them, and
+        :class:`~sklearn_ibvi.model_selection.EpochwiseGridSearchCV` with ``cv=tie_break_cv``
+        (full curves, no halving) chooses between those two, configuration and epoch (its
+        peak). Where the orderings agree nothing changes and nothing more is trained. Needs
+        ``n_orderings ≥ 2``. Pre-registered in the repeated-splits study after exploration on
+        the first 165 cases (0.95× 5-fold CV's mean regret against the default's 1.06×, at a
+        median 0.20× CV's compute; CV called in 39 % of them) and confirmed on 32 new
+        small-data cases with shuffled 5-fold CV (stratified for classifiers): IBVI 1.05×
+        against 1.08×, entropy-SGD 0.41× against 0.44×, at 0.20–0.24×. Off by default: the
+        gain is small, and at 5000 MNIST rows (where forward chaining falls behind CV) it
+        closed only part of the gap on the earlier curves (3.1× against 4.1×).
     refit : bool, default=True
         Refit the chosen candidate on all rows for the chosen number of epochs
         (``best_estimator_``), with its bound tracking as configured.
@@ -118,6 +132,12 @@ class BlockPrequentialSearchCV(_EpochwiseSearch):
         The epochs of the refit (``stopping_epoch``), counting from 1.
     peak_epoch_ : int
         The epoch where the chosen candidate's criterion peaks.
+    tie_break_ : dict or None
+        With ``tie_break_cv``: ``finalists`` (the two candidates' indices, forward chaining's
+        better first), ``ordering_gaps`` (per ordering, the first's peak criterion minus the
+        second's, nats per coded row) and ``search`` (the fitted ``EpochwiseGridSearchCV``, or
+        ``None`` where the orderings agreed). ``None`` without ``tie_break_cv`` or with fewer
+        than two finalists.
     best_params_ : dict
         The chosen candidate's parameters, with ``max_epochs`` set to ``best_epoch_``.
     best_score_ : float
@@ -158,6 +178,7 @@ class BlockPrequentialSearchCV(_EpochwiseSearch):
         "n_orderings": [Interval(Integral, 1, None, closed="left")],
         "random_state": [Interval(Integral, 0, None, closed="left")],
         "stopping_epoch": [StrOptions({"scaled", "peak"})],
+        "tie_break_cv": ["cv_object", None],
     }
 
     def __init__(
@@ -170,6 +191,7 @@ class BlockPrequentialSearchCV(_EpochwiseSearch):
         successive_halving=True,
         stopping_epoch="scaled",
         random_state=0,
+        tie_break_cv=None,
         refit=True,
         n_jobs=None,
         verbose=0,
@@ -190,14 +212,58 @@ class BlockPrequentialSearchCV(_EpochwiseSearch):
         self.n_orderings = n_orderings
         self.stopping_epoch = stopping_epoch
         self.random_state = random_state
+        self.tie_break_cv = tie_break_cv
 
     def _scheme(self):
         return BlockPrequential(self.n_blocks, self.random_state, self.n_orderings)
-
-    def _held_out_splits(self, X, y):
-        return self._scheme().blocks(y, classifier=is_classifier(self.estimator))
 
     def _refit_epoch(self, split_runs):
         if self.stopping_epoch == "peak" or self.n_blocks < 2:
             return self.peak_epoch_
         return self._scheme().scaled_epoch([run.curve for run in split_runs])
+
+    def _held_out_splits(self, X, y):
+        if self.tie_break_cv is not None and self.n_orderings < 2:
+            raise ValueError(
+                f"tie_break_cv asks whether the row orderings agree; n_orderings={self.n_orderings} "
+                "gives one ordering. Use n_orderings >= 2."
+            )
+        return self._scheme().blocks(y, classifier=is_classifier(self.estimator))
+
+    def _confirm(self, X, y, candidates, runs, finalists):
+        """The orderings guard (``tie_break_cv``)."""
+        self.tie_break_ = None
+        scores = self.cv_results_["mean_test_score"]
+        finalists = [c for c in finalists if np.isfinite(scores[c])]
+        if self.tie_break_cv is None or len(finalists) < 2:
+            return None
+        first, second = sorted(finalists, key=lambda c: -scores[c])[:2]
+        k = self.n_blocks
+        gaps = np.array(
+            [
+                _ordering_peak(runs[first][o * k : (o + 1) * k]) - _ordering_peak(runs[second][o * k : (o + 1) * k])
+                for o in range(self.n_orderings)
+            ]
+        )
+        self.tie_break_ = {"finalists": (first, second), "ordering_gaps": gaps, "search": None}
+        if np.all(gaps > 0) or np.all(gaps < 0):
+            return None
+        pair = [{name: [value] for name, value in candidates[c].items()} for c in (first, second)]
+        search = EpochwiseGridSearchCV(
+            self.estimator,
+            pair,
+            cv=self.tie_break_cv,
+            successive_halving=False,
+            refit=False,
+            n_jobs=self.n_jobs,
+            verbose=self.verbose,
+            pre_dispatch=self.pre_dispatch,
+            error_score=self.error_score,
+        ).fit(X, y)
+        self.tie_break_["search"] = search
+        return (first, second)[search.best_index_], search.best_epoch_
+
+
+def _ordering_peak(split_runs):
+    """One ordering's criterion at its peak: its blocks' log density per coded row."""
+    return float(np.max(_criterion([run.curve for run in split_runs], split_runs)))

@@ -359,3 +359,44 @@ def test_epochwise_search_on_a_held_out_scheme_is_the_search_on_its_splits(diabe
     chained = BlockPrequentialSearchCV(estimator, grid, successive_halving=False).fit(X, y)
     np.testing.assert_array_equal(forward.criterion_curves_, chained.criterion_curves_)
 
+
+
+@pytest.mark.parametrize("random_state, orderings_agree", [(0, True), (2, False), (3, False)])
+def test_orderings_guard_lets_cv_choose_only_where_the_orderings_disagree(diabetes, random_state, orderings_agree):
+    """Independent references: each ordering's peak from a one-ordering search seeded as that
+    ordering, and the CV choice from an EpochwiseGridSearchCV over the two candidates."""
+    X, y = diabetes
+    estimator = EntropySGDRegressor(hidden_layer_sizes=(8,), max_epochs=6, batch_size=32, entropy=None, random_state=0)
+    grid, folds = {"prior_scale": [1.0, 1.1]}, KFold(5, shuffle=True, random_state=0)
+    common = dict(successive_halving=False, stopping_epoch="peak")
+    plain = BlockPrequentialSearchCV(estimator, grid, random_state=random_state, **common).fit(X, y)
+    guarded = BlockPrequentialSearchCV(estimator, grid, random_state=random_state, tie_break_cv=folds, **common)
+    guarded.fit(X, y)
+    first, second = guarded.tie_break_["finalists"]
+    assert first == plain.best_index_ and {first, second} == {0, 1}
+    peaks = [
+        BlockPrequentialSearchCV(estimator, grid, n_orderings=1, random_state=random_state + o, **common)
+        .fit(X, y)
+        .criterion_curves_.max(axis=1)
+        for o in (0, 1)
+    ]
+    expected_gaps = [p[first] - p[second] for p in peaks]
+    np.testing.assert_allclose(guarded.tie_break_["ordering_gaps"], expected_gaps, rtol=1e-12)
+    assert (np.sign(expected_gaps[0]) == np.sign(expected_gaps[1])) == orderings_agree
+    if orderings_agree:
+        assert guarded.tie_break_["search"] is None
+        assert guarded.best_params_ == plain.best_params_ and guarded.best_index_ == plain.best_index_
+        return
+    cv = EpochwiseGridSearchCV(estimator, grid, cv=folds, successive_halving=False, refit=False).fit(X, y)
+    assert guarded.best_params_ == cv.best_params_
+    assert guarded.best_index_ == cv.best_index_ and guarded.best_epoch_ == cv.best_epoch_
+    assert guarded.best_score_ == guarded.cv_results_["mean_test_score"][guarded.best_index_]
+    assert guarded.best_estimator_.get_params()["max_epochs"] == cv.best_epoch_
+
+
+def test_orderings_guard_needs_two_orderings_and_is_off_by_default(diabetes):
+    X, y = diabetes
+    estimator = EntropySGDRegressor(hidden_layer_sizes=(4,), max_epochs=2, batch_size=32, entropy=None, random_state=0)
+    with pytest.raises(ValueError, match="n_orderings >= 2"):
+        BlockPrequentialSearchCV(estimator, {"prior_scale": [1.0, 2.0]}, n_orderings=1, tie_break_cv=5).fit(X, y)
+    assert BlockPrequentialSearchCV(estimator, {"prior_scale": [1.0, 2.0]}).fit(X, y).tie_break_ is None
