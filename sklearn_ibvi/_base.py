@@ -70,6 +70,7 @@ VALIDATION_CHUNK_BYTES = 16 * 2**20
 #: A feature whose root mean square exceeds this is far from standardised: ``fit`` warns.
 MAX_STANDARDISED_RMS = 10.0
 
+
 def hidden_layer_sizes(value):
     """Validated ``hidden_layer_sizes`` as a tuple of positive ints (an int means one layer)."""
     sizes = (value,) if isinstance(value, Integral) else tuple(value)
@@ -92,8 +93,10 @@ def feature_rms(X):
 
 def _warn_if_unstandardised(X):
     rms = feature_rms(X)
-    worst = int(np.argmax(rms)) if rms.size else 0
-    if rms.size and rms[worst] > MAX_STANDARDISED_RMS:
+    if rms.size == 0:
+        return
+    worst = int(np.argmax(rms))
+    if rms[worst] > MAX_STANDARDISED_RMS:
         warn_at_caller(
             f"X is far from standardised: feature {worst} has root mean square {rms[worst]:.3g} "
             f"({int(np.sum(rms > MAX_STANDARDISED_RMS))} of {rms.size} features above {MAX_STANDARDISED_RMS:g}). "
