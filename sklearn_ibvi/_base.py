@@ -79,11 +79,16 @@ def hidden_layer_sizes(value):
     return tuple(int(h) for h in sizes)
 
 
+def _rows_per_chunk(X):
+    """Rows of ``X`` in ``VALIDATION_CHUNK_BYTES`` of float32."""
+    return max(1, VALIDATION_CHUNK_BYTES // (4 * max(1, int(np.prod(X.shape[1:])))))
+
+
 def feature_rms(X):
     """Root mean square of every feature (columns of ``X`` flattened past the first axis),
     accumulated in float64 over chunks of rows, so a memmap is read, never copied whole."""
     n_features = int(np.prod(X.shape[1:]))
-    rows = max(1, VALIDATION_CHUNK_BYTES // (4 * max(1, n_features)))
+    rows = _rows_per_chunk(X)
     squares = np.zeros(n_features)
     for start in range(0, len(X), rows):
         chunk = np.asarray(X[start : start + rows], dtype=np.float64).reshape(-1, n_features)
@@ -232,7 +237,7 @@ class BayesianNetEstimator(BaseEstimator):
 
     def _check_rows_in_chunks(self, X, reset):
         """What ``validate_data(dtype=float32)`` checks of ``X``, one chunk of rows at a time."""
-        rows = max(1, VALIDATION_CHUNK_BYTES // (4 * max(1, int(np.prod(X.shape[1:])))))
+        rows = _rows_per_chunk(X)
         for start in range(0, max(len(X), 1), rows):
             check_array(X[start : start + rows], dtype=np.float32, estimator=self, input_name="X")
         validate_data(self, X, skip_check_array=True, reset=reset)
