@@ -246,7 +246,7 @@ class BlockPrequentialSearchCV(_EpochwiseSearch):
             ]
         )
         self.tie_break_ = {"finalists": (first, second), "ordering_gaps": gaps, "search": None}
-        if np.all(gaps > 0) or np.all(gaps < 0):
+        if orderings_agree(gaps):
             return None
         pair = [{name: [value] for name, value in candidates[c].items()} for c in (first, second)]
         search = EpochwiseGridSearchCV(
@@ -262,6 +262,13 @@ class BlockPrequentialSearchCV(_EpochwiseSearch):
         ).fit(X, y)
         self.tie_break_["search"] = search
         return (first, second)[search.best_index_], search.best_epoch_
+
+
+def orderings_agree(gaps):
+    """Whether every ordering puts the same finalist first: its per-ordering gaps (first's peak
+    criterion minus second's) all positive or all negative. A zero gap is a disagreement."""
+    gaps = np.asarray(gaps)
+    return bool(np.all(gaps > 0) or np.all(gaps < 0))
 
 
 def _ordering_peak(split_runs):

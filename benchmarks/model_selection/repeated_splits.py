@@ -59,6 +59,7 @@ import sklearn_ibvi  # noqa: E402
 from sklearn_ibvi._epoch_curves import epochwise_evaluations  # noqa: E402
 from sklearn_ibvi.datasets import load_mnist  # noqa: E402
 from sklearn_ibvi._held_out import scaled_stopping_epoch  # noqa: E402  (the search's own rule)
+from sklearn_ibvi._forward_chaining import orderings_agree  # noqa: E402  (the search's own guard)
 from sklearn_ibvi._epoch_curves import without_bound_tracking  # noqa: E402
 from sklearn_ibvi._held_out import classes_first  # noqa: E402
 from sklearn_ibvi.exceptions import BoundValidityWarning  # noqa: E402
@@ -217,6 +218,12 @@ def extrapolated_epoch(row, orderings, epochs):
     return int(np.clip(round(math.exp(intercept + slope * math.log(n))), 1, epochs)) - 1
 
 
+def prefix_curves(row):
+    """The n/4 and n/2 prefixes' curves, each summed over the first two orderings (nats)."""
+    blocks = np.array(row["blocks"])[:2]
+    return blocks[:, 1].sum(axis=0), blocks[:, 2].sum(axis=0)
+
+
 def scaled_epoch(row, epochs, from_summed_peak=False):
     """Epoch index for n rows from the peaks of the n/2 and n/4 prefixes (two orderings summed):
     ``e_half × clip(e_half / e_quarter, 1/2, 1)``; with ``from_summed_peak``,
@@ -230,8 +237,7 @@ def scaled_epoch(row, epochs, from_summed_peak=False):
     MNIST splits 24-25 ran, after MNIST 20-23 showed forward chaining stopping ~2× late there.
     The summed-peak form was pre-registered for the sixth round (``SIXTH_ROUND_SMALL_SEEDS``).
     """
-    blocks = np.array(row["blocks"])
-    quarter_curve, half_curve = blocks[:2, 1].sum(axis=0), blocks[:2, 2].sum(axis=0)
+    quarter_curve, half_curve = prefix_curves(row)
     if not from_summed_peak:
         return scaled_stopping_epoch(quarter_curve, half_curve) - 1
     quarter, half = (int(np.argmax(curve)) + 1 for curve in (quarter_curve, half_curve))
@@ -396,8 +402,7 @@ def orderings_guard(rows, default_choice, cv):
         return default_choice
     first, second = finalists[np.argsort(-curves[finalists].max(axis=1), kind="stable")[:2]]
     per_ordering = [[block_curve(rows[c], 2, [o]).max() for o in (0, 1)] for c in (first, second)]
-    gaps = np.subtract(*per_ordering)
-    if np.sign(gaps[0]) == np.sign(gaps[1]):
+    if orderings_agree(np.subtract(*per_ordering)):
         return default_choice
     pair = np.array([first, second])
     c, e = argmax2(cv[pair])
@@ -655,6 +660,16 @@ def stopping_table(labels, results):
     return lines
 
 
+def patience_stops(row, patience):
+    """``BoundEarlyStopping(criterion='block_prequential')`` on a configuration's recorded curves:
+    (peak epoch index, scaled epoch index, epochs followed) under ``patience`` (None: every epoch),
+    the scaled epoch read on the n/4 and n/2 prefixes' curves cut where the rule stopped."""
+    summed = block_curve(row, 2, [0, 1])
+    peak, stop = base.patience_stop(summed, patience) if patience else (int(np.argmax(summed)), len(summed) - 1)
+    quarter, half = prefix_curves(row)
+    return peak, scaled_stopping_epoch(quarter[: stop + 1], half[: stop + 1]) - 1, stop + 1
+
+
 def patience_replay(results, labels, patiences=(5, 10, 20, None)):
     """``BoundEarlyStopping(criterion='block_prequential')``'s two stopping epochs replayed on the
     recorded curves: the patience rule on the summed K=2 curve, then its peak or the scaled epoch
@@ -665,13 +680,9 @@ def patience_replay(results, labels, patiences=(5, 10, 20, None)):
         group = "IBVI" if result.get("family") == "ibvi" else "MNIST" if result["dataset"].startswith("mnist") else "small data"
         for r in result["configs"]:
             test = np.array(r["test_nll"])
-            blocks = np.array(r["blocks"])[:2]
-            quarter, half = blocks[:, 1].sum(axis=0), blocks[:, 2].sum(axis=0)
-            summed = block_curve(r, 2, [0, 1])
             for patience in patiences:
-                peak, stop = base.patience_stop(summed, patience) if patience else (int(np.argmax(summed)), len(summed) - 1)
-                scaled = scaled_stopping_epoch(quarter[: stop + 1], half[: stop + 1]) - 1
-                cells.setdefault((patience, group), []).append((test[peak], test[scaled], stop + 1, test.min()))
+                peak, scaled, followed = patience_stops(r, patience)
+                cells.setdefault((patience, group), []).append((test[peak], test[scaled], followed, test.min()))
     groups = sorted({g for _, g in cells})
     lines = [
         "## BoundEarlyStopping under patience, replayed",
@@ -748,8 +759,7 @@ def patience_stopping_regrets(result, patience):
     regrets = []
     for r in result["configs"]:
         test = np.array(r["test_nll"])
-        peak, _ = base.patience_stop(block_curve(r, 2, [0, 1]), patience)
-        regrets.append(test[peak] - test.min())
+        regrets.append(test[patience_stops(r, patience)[0]] - test.min())
     return regrets
 
 
