@@ -31,7 +31,6 @@ from ._base import (
     BayesianNetEstimator,
     BayesianRegressorMixin,
     hidden_layer_sizes,
-    seeded_torch,
 )
 from ._nets import BoundTrackingNet
 from .exceptions import BoundUndefinedError, warn_at_caller
@@ -61,15 +60,15 @@ class IBVINetwork(VariationalMLP):
     """:class:`~sklearn_ibvi.variational.VariationalMLP` whose weight draws can be pinned by a seed.
 
     ``forward(x, n_samples, seed)`` with a seed draws the same weights on every call, whatever the
-    rows of ``x``: predictions and the bound do not depend on how the rows are batched, and the
-    global RNG is left untouched. Without a seed (training) the global RNG is used.
+    rows of ``x`` and whatever the device: the noise comes from a CPU generator of that seed (see
+    :func:`~sklearn_ibvi.variational.sample`), so predictions and the bound do not depend on how
+    the rows are batched nor on where the model runs, and the global RNG is left untouched.
+    Without a seed (training) the global RNG of the device draws, on the device.
     """
 
     def forward(self, x, n_samples=1, seed=None):
-        if seed is None:
-            return super().forward(x, n_samples)
-        with seeded_torch(seed, x.device):
-            return super().forward(x, n_samples)
+        generator = None if seed is None else torch.Generator().manual_seed(seed)
+        return super().forward(x, n_samples, generator)
 
 
 class IBVINet(BoundTrackingNet):

@@ -144,7 +144,7 @@ class Gaussian(NamedTuple):
         return Gaussian(*(None if t is None else t.to(*args, **kwargs) for t in self))
 
 
-def sample(q: Gaussian, n_samples: int = 1) -> Tensor:
+def sample(q: Gaussian, n_samples: int = 1, generator: torch.Generator | None = None) -> Tensor:
     """Draw w = μ + S z + d ⊙ ε, reparametrized (differentiable in μ, S, d).
 
     Parameters
@@ -152,19 +152,27 @@ def sample(q: Gaussian, n_samples: int = 1) -> Tensor:
     q : Gaussian
     n_samples : int
         Number of independent draws.
+    generator : torch.Generator on the CPU, optional
+        Draw the noise from it, in float64 on the CPU, then cast and move it to ``q``'s dtype and
+        device: a seeded generator gives the same weights on every device (to ``q``'s precision).
+        Without it the global RNG of ``q``'s device draws, in ``q``'s dtype, on the device.
 
     Returns
     -------
     Tensor of shape (n_samples, P)
-        The global torch RNG is used: z first, then ε.
+        z is drawn first, then ε.
     """
+
+    def standard_normal(*shape):
+        if generator is None:
+            return torch.randn(*shape, dtype=q.mean.dtype, device=q.mean.device)
+        return torch.randn(*shape, generator=generator, dtype=torch.float64).to(q.mean.device, q.mean.dtype)
+
     w = q.mean.expand(n_samples, q.n_params)
     if q.cov_factor is not None:
-        z = torch.randn(n_samples, q.rank, dtype=q.mean.dtype, device=q.mean.device)
-        w = w + z @ q.cov_factor.T
+        w = w + standard_normal(n_samples, q.rank) @ q.cov_factor.T
     if q.cov_diag_scale is not None:
-        eps = torch.randn(n_samples, q.n_params, dtype=q.mean.dtype, device=q.mean.device)
-        w = w + eps * q.cov_diag_scale
+        w = w + standard_normal(n_samples, q.n_params) * q.cov_diag_scale
     return w
 
 
@@ -596,12 +604,12 @@ class VariationalLinear(nn.Module):
         """KL(q ‖ p) in closed form, float64 (inf for singular 'lowrank'); see :func:`kl_divergence`."""
         return kl_divergence(self.variational_distribution(), self.prior())
 
-    def sample_weights(self, n_samples: int = 1) -> Tensor:
-        """``n_samples`` independent draws of the (out, in [+1]) weight matrix, bias last."""
-        w = sample(self.variational_distribution(), n_samples)
+    def sample_weights(self, n_samples: int = 1, generator: torch.Generator | None = None) -> Tensor:
+        """``n_samples`` independent draws of the (out, in [+1]) weight matrix, bias last (see :func:`sample`)."""
+        w = sample(self.variational_distribution(), n_samples, generator)
         return w.reshape(n_samples, self.out_features, self.in_features + self.has_bias)
 
-    def forward(self, x: Tensor, n_samples: int | None = None) -> Tensor:
+    def forward(self, x: Tensor, n_samples: int | None = None, generator: torch.Generator | None = None) -> Tensor:
         """Outputs under independent weight samples.
 
         Parameters
@@ -611,6 +619,8 @@ class VariationalLinear(nn.Module):
             per leading index.
         n_samples : int, optional
             S. Defaults to 1 for a 2-D input and to ``x.shape[0]`` for a 3-D one.
+        generator : torch.Generator on the CPU, optional
+            Where the weight noise comes from (see :func:`sample`).
 
         Returns
         -------
@@ -618,7 +628,7 @@ class VariationalLinear(nn.Module):
         """
         if n_samples is None:
             n_samples = x.shape[0] if x.dim() == 3 else 1
-        return _batched_linear(x, self.sample_weights(n_samples), self.in_features, self.has_bias)
+        return _batched_linear(x, self.sample_weights(n_samples, generator), self.in_features, self.has_bias)
 
     def forward_mean(self, x: Tensor) -> Tensor:
         """Output with the mean weights, shape (..., out_features)."""
@@ -770,7 +780,7 @@ class VariationalMLP(nn.Module):
             return i == last
         return i in (0, last)
 
-    def forward(self, x: Tensor, n_samples: int = 1) -> Tensor:
+    def forward(self, x: Tensor, n_samples: int = 1, generator: torch.Generator | None = None) -> Tensor:
         """Network outputs under ``n_samples`` independent weight draws.
 
         Deterministic layers before the first variational layer run once on the shared
@@ -784,6 +794,9 @@ class VariationalMLP(nn.Module):
         x : Tensor of shape (B, n_features)
         n_samples : int, default=1
             S; one per minibatch in training.
+        generator : torch.Generator on the CPU, optional
+            Where the weight noise comes from, layer after layer (see :func:`sample`): a seeded
+            one gives the same draws on every device. Default: the global RNG of the device.
 
         Returns
         -------
@@ -792,8 +805,8 @@ class VariationalMLP(nn.Module):
         h = x
         sampled = False
         for i, layer in enumerate(self.layers):
-            if isinstance(layer, VariationalLinear) and not sampled:
-                h = layer(h, n_samples)
+            if isinstance(layer, VariationalLinear):
+                h = layer(h, None if sampled else n_samples, generator)
                 sampled = True
             else:
                 h = layer(h)
