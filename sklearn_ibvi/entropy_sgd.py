@@ -43,9 +43,17 @@ MAX_EXACT_PARAMETERS = 5000
 
 
 def _rademacher_like(tensor, generator):
-    """±1 entries shaped like ``tensor``, drawn on the CPU from ``generator``."""
-    signs = torch.randint(0, 2, tensor.shape, generator=generator)
-    return signs.to(device=tensor.device, dtype=tensor.dtype).mul_(2).sub_(1)
+    """±1 entries shaped like ``tensor``: the bits of 32-bit words drawn on the CPU from ``generator``.
+
+    One draw per 32 entries, unpacked on ``tensor``'s device: the same signs on every device, at a
+    32nd of the draws (and of the host-to-device copy) of one draw per entry, which cost more than
+    the Hessian-vector product itself on a GPU.
+    """
+    n = tensor.numel()
+    words = torch.randint(0, 2**32, ((n + 31) // 32,), generator=generator, dtype=torch.int64)
+    shifts = torch.arange(32, device=tensor.device)
+    bits = (words.to(tensor.device)[:, None] >> shifts) & 1
+    return bits.flatten()[:n].reshape(tensor.shape).to(tensor.dtype).mul_(2).sub_(1)
 
 
 class EntropySGDNet(BoundTrackingNet):
@@ -97,13 +105,16 @@ class EntropySGDNet(BoundTrackingNet):
                 f"every step; it is limited to {MAX_EXACT_PARAMETERS} parameters. Use "
                 "entropy='stochastic' for this network."
             )
+        # skorch moves the module to the training device after this method; the bookkeeping is
+        # put there at once, so that the running sums need no copy to the host at every step.
+        device = module.flat().device if self.device is None else torch.device(self.device)
         with torch.no_grad():
             # S₀ and log p(θ₀): the start of the entropy bookkeeping and the control variate.
             self.initial_entropy_ = gaussian_entropy(module.prior_std)
-            self.initial_log_density_ = log_prior(module.flat(), module.prior_std)
-        self.entropy_ = torch.full((module.n_chains,), self.initial_entropy_, dtype=torch.float64)
+            self.initial_log_density_ = log_prior(module.flat(), module.prior_std).to(device)
+        self.entropy_ = torch.full((module.n_chains,), self.initial_entropy_, dtype=torch.float64, device=device)
         # Unbiased estimate of the variance that skipping steps (probe_fraction < 1) adds.
-        self.entropy_subsampling_var_ = torch.zeros(module.n_chains, dtype=torch.float64)
+        self.entropy_subsampling_var_ = torch.zeros(module.n_chains, dtype=torch.float64, device=device)
         self.step_curvature_ = float("nan")
         self._eigenvector = None
         self._warned_validity = False
@@ -118,7 +129,7 @@ class EntropySGDNet(BoundTrackingNet):
     def on_epoch_begin(self, net, **kwargs):
         super().on_epoch_begin(net, **kwargs)
         self._check_validity = self.entropy is not None and self.n_power_iterations > 0
-        self._prequential = 0.0
+        self._prequential = torch.zeros((), dtype=torch.float64, device=self.entropy_.device)
         self._epoch_step_curvature = float("nan")
 
     # -- one step ------------------------------------------------------------------------------
@@ -157,9 +168,9 @@ class EntropySGDNet(BoundTrackingNet):
             self._monitor_validity(hvp, sqrt_factor, lr)
         change = None
         if probe:
-            change = self._stochastic_change(hvp, sqrt_factor, lr, params).detach().double().cpu()
+            change = self._stochastic_change(hvp, sqrt_factor, lr, params).detach().double()
             if probed_chains is not None:
-                change = change * probed_chains / self.probe_fraction
+                change = change * probed_chains.to(change.device) / self.probe_fraction
                 self.entropy_subsampling_var_ += (1 - self.probe_fraction) * change**2
         elif self.entropy == "exact":
             change = self._exact_change(X, y, sqrt_factor, lr)
@@ -169,7 +180,7 @@ class EntropySGDNet(BoundTrackingNet):
             # Prequential code length: log p(batch | θ before the step), chains as a mixture.
             log_lik = -per_sample_nll.detach().double()
             mixture = torch.logsumexp(log_lik, 0) - math.log(log_lik.shape[0])
-            self._prequential += float(mixture.sum())
+            self._prequential += mixture.sum()
             if change is not None:
                 self.entropy_ += change
         return {"loss": loss.detach() / module.n_chains, "y_pred": None}
@@ -199,7 +210,7 @@ class EntropySGDNet(BoundTrackingNet):
                 root = sqrt_factor[k].double()
                 hessian = root[:, None] * hessian * root[None, :]
             changes.append(exact_entropy_change(hessian, lr))
-        return torch.tensor(changes, dtype=torch.float64)
+        return torch.tensor(changes, dtype=torch.float64, device=self.entropy_.device)
 
     def _chain_hessians(self, X, y):
         """Per-chain float64 Hessians of the mean minibatch loss (chains are independent blocks)."""
@@ -252,10 +263,10 @@ class EntropySGDNet(BoundTrackingNet):
         """``log p(θ_k) + S_k`` (minus the control variate): the bound less its likelihood term."""
         module = self.module_
         with torch.no_grad():
-            offsets = log_prior(module.flat(), module.prior_std).cpu() + self.entropy_
-        if self.control_variate:
-            offsets = offsets - (self.initial_log_density_.cpu() + self.initial_entropy_)
-        return offsets
+            offsets = log_prior(module.flat(), module.prior_std) + self.entropy_
+            if self.control_variate:
+                offsets = offsets - (self.initial_log_density_ + self.initial_entropy_)
+        return offsets.cpu()
 
     def on_epoch_end(self, net, **kwargs):
         super().on_epoch_end(net, **kwargs)
@@ -268,7 +279,7 @@ class EntropySGDNet(BoundTrackingNet):
         history = self.history
         history.record("log_likelihood", float(log_lik.mean()))
         history.record("log_prior", float(prior_term.mean()))
-        history.record("prequential_log_likelihood", self._prequential)
+        history.record("prequential_log_likelihood", float(self._prequential))
         history.record("step_curvature", self._epoch_step_curvature)
         if self.entropy is None:
             history.record("entropy", float("nan"))

@@ -110,8 +110,10 @@ class IBVINet(BoundTrackingNet):
 
     def on_epoch_begin(self, net, **kwargs):
         super().on_epoch_begin(net, **kwargs)
-        self._prequential = torch.zeros((), dtype=torch.float64)
-        self._loss_sum = 0.0
+        # Running sums on the training device: no copy to the host at every step.
+        device = next(self.module_.parameters()).device
+        self._prequential = torch.zeros((), dtype=torch.float64, device=device)
+        self._loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         self._n_seen = 0
 
     # -- one step ------------------------------------------------------------------------------
@@ -132,8 +134,8 @@ class IBVINet(BoundTrackingNet):
         self.optimizer_.step()
         with torch.no_grad():
             # Prequential code: log p(batch | w) under the step's own draw w ~ q, before the step.
-            self._prequential += -per_sample_nll.detach().double().sum().cpu()
-        self._loss_sum += loss.item() * len(X)
+            self._prequential -= per_sample_nll.detach().double().sum()
+            self._loss_sum += loss.detach().double() * len(X)
         self._n_seen += len(X)
         return {"loss": loss.detach(), "y_pred": None}
 
@@ -193,7 +195,7 @@ class IBVINet(BoundTrackingNet):
             if math.isfinite(parts["kl_divergence"]) and not math.isfinite(parts["expected_log_likelihood"]):
                 raise self.diverged("log-likelihood")
         history = self.history
-        history.record("train_loss", self._loss_sum / max(self._n_seen, 1))
+        history.record("train_loss", float(self._loss_sum) / max(self._n_seen, 1))
         history.record("prequential_log_likelihood", float(self._prequential))
         for key, value in parts.items():
             history.record(key, value)

@@ -21,7 +21,7 @@ from sklearn_ibvi import (
     TrainingDivergedError,
 )
 from sklearn_ibvi.entropy import quadratic_entropy_change_bound, stochastic_entropy_change
-from sklearn_ibvi.entropy_sgd import EntropySGDNet
+from sklearn_ibvi.entropy_sgd import EntropySGDNet, _rademacher_like
 from sklearn_ibvi.likelihoods import NegativeLogLikelihood
 from sklearn_ibvi.model_selection import TrainOnlySplit, bound_scorer
 from sklearn_ibvi.networks import ChainMLP
@@ -70,6 +70,23 @@ def test_training_step_entropy_change_is_unbiased_for_the_quadratic_bound_of_its
     probes = (torch.randint(0, 2, (20000, hessian.shape[0])) * 2 - 1).double()
     per_probe_sd = float(stochastic_entropy_change(probes, probes @ hessian, lr).std())
     assert abs(estimate - reference) < 4 * per_probe_sd / math.sqrt(4000)
+
+
+def test_probe_signs_unpacked_from_random_words_are_fair_and_uncorrelated():
+    """Each probe entry is one bit of a 32-bit word: every bit position must be a fair coin and
+    no two entries (same word or neighbouring words) may be correlated, or the trace estimates
+    lose their unbiasedness and their variance."""
+    generator = torch.Generator().manual_seed(0)
+    n = 20000
+    signs = _rademacher_like(torch.empty(n, 64, dtype=torch.float64), generator)
+    assert signs.shape == (n, 64) and signs.dtype == torch.float64
+    assert set(signs.unique().tolist()) == {-1.0, 1.0}
+    five_sigma = 5 / math.sqrt(n)
+    assert float(signs.mean(0).abs().max()) < five_sigma  # each of the 32 bit positions, twice
+    correlations = (signs.T @ signs) / n - torch.eye(64, dtype=torch.float64)
+    assert float(correlations.abs().max()) < five_sigma
+    odd = _rademacher_like(torch.empty(7, 5), generator)  # sizes that are not multiples of 32
+    assert odd.shape == (7, 5) and set(odd.unique().tolist()) <= {-1.0, 1.0}
 
 
 # -- bound and score --------------------------------------------------------------------------------

@@ -122,7 +122,7 @@ def test_stochastic_entropy_is_unbiased_for_the_quadratic_bound_with_and_without
     alpha_H = LR * Phi.T @ Phi / N_SAMPLES  # α times the Hessian of the summed NLL
     per_step = -np.trace(alpha_H) - np.trace(alpha_H @ alpha_H)
     entropy0 = 0.5 * len(prior_var) * np.log(2 * np.pi * np.e) + 0.5 * np.sum(np.log(prior_var))
-    per_chain = model.net_.entropy_.numpy()
+    per_chain = model.net_.entropy_.cpu().numpy()
     standard_error = per_chain.std() / np.sqrt(chains)
     assert abs(per_chain.mean() - (entropy0 + EPOCHS * per_step)) < 4 * standard_error
     if probe_fraction < 1:

@@ -583,6 +583,8 @@ def test_each_estimator_fits_on_cuda_and_matches_the_cpu(cls):
     if cls.__name__.startswith("EntropySGD"):
         cpu_out = on_cpu._sample_outputs(on_cpu._validated_input(X)).numpy()
         np.testing.assert_allclose(gpu_out, cpu_out, atol=CUDA_PREDICTION_ATOL, rtol=CUDA_PREDICTION_ATOL)
+        # the entropy probes are drawn on the CPU too, so the bound follows the same path
+        np.testing.assert_allclose(on_gpu.bound_curve_, on_cpu.bound_curve_, rtol=1e-4)
     # IBVI draws its weight noise on the training device (a different generator than the CPU's),
     # so a CUDA fit is a different Monte-Carlo run; what must hold is that the CUDA model gives
     # the same outputs wherever it is evaluated.
@@ -623,7 +625,10 @@ def test_memmapped_data_train_on_cuda_one_batch_at_a_time(cls, memmapped):
         fitted = small(cls, device="cuda", max_epochs=1, batch_size=500).fit(data, y)
         peaks.append(torch.cuda.max_memory_allocated())
         fitted.net_ = None  # free the device memory before the next fit
-    assert peaks[0] < float32_copy / 2 <= float32_copy <= peaks[1]
-    from_disk = small(cls, device="cuda").fit(X_disk, y)
-    in_memory = small(cls, device="cuda").fit(X, y)
+    # Both peaks include what does not depend on the data (cuBLAS's workspace, tens of MB on an
+    # H100, comes from the same allocator): the in-memory fit holds the whole float32 copy on
+    # the device on top of that, the memmapped one a batch (or a chunk of rows for the bound).
+    assert peaks[1] - peaks[0] >= float32_copy / 2
+    from_disk = small(cls, device="cuda", batch_size=500).fit(X_disk, y)
+    in_memory = small(cls, device="cuda", batch_size=500).fit(X, y)
     np.testing.assert_allclose(from_disk.bound_curve_, in_memory.bound_curve_, rtol=1e-5)
