@@ -16,6 +16,7 @@ from sklearn.preprocessing import PolynomialFeatures, StandardScaler
 from sklearn_ibvi import BoundEarlyStopping, EntropySGDClassifier, EntropySGDRegressor, IBVIClassifier, IBVIRegressor
 from sklearn_ibvi._epoch_curves import CALLBACK_NAME, EpochwiseRun, epochwise_evaluations
 from sklearn_ibvi._epoch_curves import without_bound_tracking
+from sklearn_ibvi._forward_chaining import shuffled_folds
 from sklearn_ibvi.exceptions import TrainingDivergedError
 from sklearn_ibvi.model_selection import (
     BlockPrequential,
@@ -392,6 +393,27 @@ def test_orderings_guard_lets_cv_choose_only_where_the_orderings_disagree(diabet
     assert guarded.best_index_ == cv.best_index_ and guarded.best_epoch_ == cv.best_epoch_
     assert guarded.best_score_ == guarded.cv_results_["mean_test_score"][guarded.best_index_]
     assert guarded.best_estimator_.get_params()["max_epochs"] == cv.best_epoch_
+
+
+def test_an_integer_tie_break_cv_means_shuffled_folds_seeded_as_the_search(diabetes):
+    """What the study measured: shuffled 5-fold (stratified for classifiers) CV, not sklearn's
+    unshuffled folds of ``cv=5``."""
+    X, y = diabetes
+    estimator = EntropySGDRegressor(hidden_layer_sizes=(8,), max_epochs=6, batch_size=32, entropy=None, random_state=0)
+    grid = {"prior_scale": [1.0, 1.1]}
+    common = dict(successive_halving=False, stopping_epoch="peak", random_state=2)  # orderings disagree
+    by_int = BlockPrequentialSearchCV(estimator, grid, tie_break_cv=5, **common).fit(X, y)
+    by_splitter = BlockPrequentialSearchCV(estimator, grid, tie_break_cv=KFold(5, shuffle=True, random_state=2), **common)
+    by_splitter.fit(X, y)
+    searches = [by_int.tie_break_["search"], by_splitter.tie_break_["search"]]
+    assert searches[0] is not None
+    np.testing.assert_array_equal(searches[0].criterion_curves_, searches[1].criterion_curves_)
+    unshuffled = EpochwiseGridSearchCV(estimator, grid, cv=5, successive_halving=False, refit=False).fit(X, y)
+    assert not np.array_equal(searches[0].criterion_curves_, unshuffled.criterion_curves_)
+    stratified = shuffled_folds(4, classifier=True, random_state=3)
+    assert isinstance(stratified, StratifiedKFold) and stratified.shuffle and stratified.random_state == 3
+    splitter = KFold(3)
+    assert shuffled_folds(splitter, classifier=False, random_state=0) is splitter
 
 
 def test_orderings_guard_needs_two_orderings_and_is_off_by_default(diabetes):
