@@ -46,8 +46,7 @@ def _rademacher_like(tensor, generator):
     """±1 entries shaped like ``tensor``: the bits of 32-bit words drawn on the CPU from ``generator``.
 
     One draw per 32 entries, unpacked on ``tensor``'s device: the same signs on every device, at a
-    32nd of the draws (and of the host-to-device copy) of one draw per entry, which cost more than
-    the Hessian-vector product itself on a GPU.
+    32nd of the CPU draws and of the host-to-device copy that one draw per entry needs.
     """
     n = tensor.numel()
     words = torch.randint(0, 2**32, ((n + 31) // 32,), generator=generator, dtype=torch.int64)

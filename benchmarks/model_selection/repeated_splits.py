@@ -807,30 +807,15 @@ def eighth_and_ninth_round_checks(results, summaries):
     if not groups:
         return []
     default = "block prequential K=2, 2 orderings, successive halving, scaled epoch"
-    names = sorted(groups)
-
-    def mean_regret(labels, selector):
-        return f"{np.mean([summaries[label][selector]['regret'] for label in labels]):.4f}"
-
-    lines = [
+    lines = round_table(
         "## Eighth and ninth rounds: the pre-registered comparisons",
-        "",
         "Written in `EIGHTH_ROUND_IBVI_SEEDS` and `NINTH_ROUND_SMALL_SEEDS` before the rounds' results were read. "
         "Ratio rows: mean regret / 5-fold CV's (95 % paired bootstrap interval over cases); median compute × CV.",
-        "",
-        "| | " + " | ".join(f"{name} ({len(groups[name])} case{'s' * (len(groups[name]) > 1)})" for name in names) + " |",
-        "|---" * (len(names) + 1) + "|",
-        "| (h) the search's default (scaled epoch), × CV | "
-        + " | ".join(against_cv(groups[n], summaries, default) for n in names) + " |",
-        "| (k, k') the orderings guard, × CV | "
-        + " | ".join(against_cv(groups[n], summaries, ORDERINGS_GUARD) for n in names) + " |",
-        "| mean regret (nats): CV / default / guard | "
-        + " | ".join(
-            " / ".join(mean_regret(groups[n], sel) for sel in ("5-fold CV", default, ORDERINGS_GUARD)) for n in names
-        )
-        + " |",
-        "",
-    ]
+        {name: groups[name] for name in sorted(groups)},
+        [("(h) the search's default (scaled epoch)", default), ("(k, k') the orderings guard", ORDERINGS_GUARD)],
+        ("CV / default / guard", ("5-fold CV", default, ORDERINGS_GUARD)),
+        summaries,
+    )
     ninth = groups.get("entropy-SGD, small data, splits 36-39", [])
     if ninth:
         ten = np.concatenate([patience_stopping_regrets(results[label], 10) for label in ninth])
@@ -862,24 +847,42 @@ def tenth_round_checks(results, summaries):
         ibvi[l]["seed"] in TENTH_ROUND_IBVI_SEEDS[2000] for l in groups["IBVI, 2000 MNIST rows, splits 20-21"]
     ):
         return []
-    groups = {name: labels for name, labels in groups.items() if labels}
     default = "block prequential K=2, 2 orderings, successive halving, scaled epoch"
-    names = list(groups)
-    mean = lambda labels, selector: f"{np.mean([summaries[l][selector]['regret'] for l in labels]):.4f}"  # noqa: E731
-    return [
+    return round_table(
         "## Tenth round: the pre-registered comparisons",
-        "",
         "Written in `TENTH_ROUND_IBVI_SEEDS` before the round's results were read. Ratio rows: mean regret / "
         "5-fold CV's (95 % paired bootstrap interval over cases); median compute × CV. (n): the default is held to the "
         "intermediate bar (≤ 1.2× at ≤ 1/3) over every IBVI small-data case.",
+        {name: labels for name, labels in groups.items() if labels},
+        [("(n, o) the search's default (scaled epoch)", default), (DOCS_POLICY, DOCS_POLICY)],
+        ("CV / default", ("5-fold CV", default)),
+        summaries,
+    )
+
+
+def round_table(heading, preamble, groups, ratio_rows, regret_row, summaries):
+    """A round's pre-registered comparison: a column per group of cases (``{name: labels}``), a row
+    per ``(label, selector)`` of ``ratio_rows`` (mean regret / CV's with its interval; median
+    compute × CV), and a row of the mean regrets in nats (``regret_row``: its label, selectors)."""
+    names = list(groups)
+    regret_label, regret_selectors = regret_row
+
+    def mean_regret(labels, selector):
+        return f"{np.mean([summaries[label][selector]['regret'] for label in labels]):.4f}"
+
+    return [
+        heading,
+        "",
+        preamble,
         "",
         "| | " + " | ".join(f"{name} ({len(groups[name])} case{'s' * (len(groups[name]) > 1)})" for name in names) + " |",
         "|---" * (len(names) + 1) + "|",
-        "| (n, o) the search's default (scaled epoch), × CV | "
-        + " | ".join(against_cv(groups[n], summaries, default) for n in names) + " |",
-        f"| {DOCS_POLICY}, × CV | " + " | ".join(against_cv(groups[n], summaries, DOCS_POLICY) for n in names) + " |",
-        "| mean regret (nats): CV / default | "
-        + " | ".join(" / ".join(mean(groups[n], sel) for sel in ("5-fold CV", default)) for n in names)
+        *(
+            f"| {label}, × CV | " + " | ".join(against_cv(groups[n], summaries, selector) for n in names) + " |"
+            for label, selector in ratio_rows
+        ),
+        f"| mean regret (nats): {regret_label} | "
+        + " | ".join(" / ".join(mean_regret(groups[n], sel) for sel in regret_selectors) for n in names)
         + " |",
         "",
     ]
