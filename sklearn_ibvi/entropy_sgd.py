@@ -410,7 +410,9 @@ _SHARED_PARAMETERS_DOC = """
     callbacks : list of skorch callbacks, default=None
         Extra skorch callbacks, e.g. ``LRScheduler``.
     device : str, default='auto'
-        ``'auto'`` uses CUDA when available, else CPU; any torch device string.
+        ``'auto'`` uses CUDA when available, else CPU; any torch device string. Nothing random
+        is drawn on the GPU: a CUDA fit follows the CPU fit's path and bound to float32 rounding
+        (user guide, *Running on a GPU*).
     random_state : int, RandomState instance or None, default=None
         Seeds the prior draw, the minibatch order and the probes; the global RNGs are untouched.
     verbose : int, default=0

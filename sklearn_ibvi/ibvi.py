@@ -383,7 +383,10 @@ _SHARED_PARAMETERS_DOC = """
         Extra skorch callbacks, e.g. ``LRScheduler`` (it scales every parameter group alike, so
         the μP multipliers are kept).
     device : str, default='auto'
-        ``'auto'`` uses CUDA when available, else CPU; any torch device string.
+        ``'auto'`` uses CUDA when available, else CPU; any torch device string. A model fitted
+        on CUDA predicts the same on the CPU; its training noise is drawn on the GPU, so a CUDA
+        fit is another Monte-Carlo run than the CPU fit with the same ``random_state`` (user
+        guide, *Running on a GPU*).
     random_state : int, RandomState instance or None, default=None
         Seeds the prior draw, the minibatch order and the weight samples; the global RNGs are
         untouched.
