@@ -7,11 +7,10 @@ from numbers import Integral
 
 import numpy as np
 from sklearn.base import is_classifier
-from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._epochwise_search import EpochwiseGridSearchCV, _criterion, _EpochwiseSearch
-from ._held_out import BlockPrequential
+from ._held_out import BlockPrequential, shuffled_folds
 
 
 def block_prequential_log_likelihood(estimator, X, y, n_blocks=2, random_state=0, *, n_orderings=2):
@@ -266,14 +265,6 @@ class BlockPrequentialSearchCV(_EpochwiseSearch):
         ).fit(X, y)
         self.tie_break_["search"] = search
         return (first, second)[search.best_index_], search.best_epoch_
-
-
-def shuffled_folds(cv, classifier, random_state):
-    """An int ``cv`` as shuffled k-fold (stratified for classifiers) seeded by ``random_state``;
-    anything else as given. scikit-learn's own int means unshuffled folds."""
-    if isinstance(cv, Integral):
-        return (StratifiedKFold if classifier else KFold)(cv, shuffle=True, random_state=random_state)
-    return cv
 
 
 def orderings_agree(gaps):

@@ -224,12 +224,20 @@ class PartialKFold(HeldOutScheme):
         if self.n_used > self.n_splits:
             raise ValueError(f"n_used={self.n_used} is more than n_splits={self.n_splits}.")
         y = column_or_1d(np.asarray(y))
-        folds = (StratifiedKFold if classifier else KFold)(self.n_splits, shuffle=True, random_state=self.random_state)
+        folds = shuffled_folds(self.n_splits, classifier, self.random_state)
         splits = []
         for train, held_out in folds.split(np.zeros((len(y), 1)), y):
             splits.append((train, held_out))
             if len(splits) == self.n_used:
                 return splits
+
+
+def shuffled_folds(cv, classifier, random_state):
+    """An int ``cv`` as shuffled k-fold (stratified for classifiers) seeded by ``random_state``;
+    anything else as given. scikit-learn's own int means unshuffled folds."""
+    if isinstance(cv, Integral):
+        return (StratifiedKFold if classifier else KFold)(cv, shuffle=True, random_state=random_state)
+    return cv
 
 
 def scaled_stopping_epoch(quarter_curve, half_curve):

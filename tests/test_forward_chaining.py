@@ -16,7 +16,7 @@ from sklearn.preprocessing import PolynomialFeatures, StandardScaler
 from sklearn_ibvi import BoundEarlyStopping, EntropySGDClassifier, EntropySGDRegressor, IBVIClassifier, IBVIRegressor
 from sklearn_ibvi._epoch_curves import CALLBACK_NAME, EpochwiseRun, epochwise_evaluations
 from sklearn_ibvi._epoch_curves import without_bound_tracking
-from sklearn_ibvi._forward_chaining import shuffled_folds
+from sklearn_ibvi._held_out import shuffled_folds
 from sklearn_ibvi.exceptions import TrainingDivergedError
 from sklearn_ibvi.model_selection import (
     BlockPrequential,

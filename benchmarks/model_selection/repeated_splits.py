@@ -47,7 +47,6 @@ from pathlib import Path
 import numpy as np
 import sklearn
 import torch
-from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 
 HERE = Path(__file__).resolve().parent
@@ -59,6 +58,7 @@ import sklearn_ibvi  # noqa: E402
 from sklearn_ibvi._epoch_curves import epochwise_evaluations  # noqa: E402
 from sklearn_ibvi.datasets import load_mnist  # noqa: E402
 from sklearn_ibvi._held_out import scaled_stopping_epoch  # noqa: E402  (the search's own rule)
+from sklearn_ibvi._held_out import shuffled_folds  # noqa: E402  (the folds of the search's guard)
 from sklearn_ibvi._forward_chaining import orderings_agree  # noqa: E402  (the search's own guard)
 from sklearn_ibvi._epoch_curves import without_bound_tracking  # noqa: E402
 from sklearn_ibvi._held_out import classes_first  # noqa: E402
@@ -135,7 +135,7 @@ def study_split(name, data, seed, n_orderings, use_laplace, family="entropy_sgd"
         path_of = lambda c: c[:2] + (base.NOISE_STDS[0] if task == "regression" else None,)  # noqa: E731
     else:
         path_of = lambda c: c  # noqa: E731
-    folds = (StratifiedKFold if task == "classification" else KFold)(5, shuffle=True, random_state=seed)
+    folds = shuffled_folds(5, task == "classification", seed)
     splits = list(folds.split(X, y))
     schemes = [BlockPrequential(N_BLOCKS, random_state=100 * seed + o, n_orderings=1) for o in range(n_orderings)]
     blocks = [s.blocks(y, classifier=task == "classification") for s in schemes]
