@@ -208,6 +208,27 @@ def test_works_for_ibvi_too(regression):
     assert model.estimator_.bound_ == model.bound_curve_.max()
 
 
+def test_keeps_the_best_epoch_of_an_ibvi_classifier(classification):
+    """The fourth estimator: forward chaining peaks (epoch 8 of 25 here), the search stops
+    `patience` epochs later, and the kept classifier is the one trained for exactly the best
+    epoch's number of epochs (probabilities and ELBO)."""
+    ibvi = pytest.importorskip("sklearn_ibvi.ibvi")
+    X, y = classification
+    wrapped = ibvi.IBVIClassifier(hidden_layer_sizes=(8,), max_epochs=25, lr=0.2, batch_size=16, random_state=0, device="cpu")
+    model = BoundEarlyStopping(wrapped, criterion="block_prequential", patience=3).fit(X, y)
+    assert model.best_epoch_ == int(np.argmax(model.bound_curve_)) + 1
+    assert model.n_epochs_ == model.best_epoch_ + 3 < 25, "the test needs a criterion that peaks early"
+    stepped = clone(wrapped)
+    for _ in range(model.best_epoch_):
+        stepped.partial_fit(X, y, classes=np.unique(y))
+    proba = model.predict_proba(X)
+    np.testing.assert_array_equal(proba, stepped.predict_proba(X))
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
+    np.testing.assert_array_equal(model.classes_, np.unique(y))
+    assert model.estimator_.bound_ == stepped.bound_
+    assert model.estimator_.n_epochs_ == model.best_epoch_
+
+
 # -- scikit-learn's own checks ---------------------------------------------------------------
 
 #: On the CPU: scikit-learn's checks compare predictions on subsets to 1e-7, which float32 CUDA
