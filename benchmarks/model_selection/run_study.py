@@ -58,6 +58,7 @@ WIDTHS = {"regression": [16, 64], "classification": [16, 64, 256]}
 PRIOR_SCALES = [0.5, 1.0, 2.0]
 NOISE_STDS = [0.3, 0.6, 1.0]  # regression only, in units of std(y)
 N_FOLDS = 5
+FAMILY_NAMES = {"entropy_sgd": "entropy-SGD", "ibvi": "IBVI"}
 N_SURVIVORS = 3  # prequential screening keeps this many configurations for CV
 PATIENCE = 10  # BoundEarlyStopping's default
 # Extra axes (one value per invocation, set by --depth / --lr-mult / --grad-threshold); the base
@@ -659,7 +660,7 @@ def write_report(results, summaries, positions, commands, minutes, path):
         return out + [""]
 
     info = {label: meta(label, results[label]) for label in results}
-    for family, family_name in (("entropy_sgd", "entropy-SGD"), ("ibvi", "IBVI")):
+    for family, family_name in FAMILY_NAMES.items():
         names = [d for d in summaries if info[d][1] == family and not info[d][2]]
         if names:
             lines += summary_table(
@@ -792,15 +793,16 @@ def extra_axes_report(results, summaries, positions, info, summary_table):
             + ".",
             "",
         ]
-    # all axes as grid dimensions at once
-    table = {}
+    # all axes as grid dimensions at once, one summary per family
+    tables = {}
     for (dataset, family), b in base.items():
         extra = [label for label, (d, f, v) in info.items() if v and d == dataset and f == family]
         if extra:
-            table[f"{b} + {len(extra)} variant(s)"] = select(pooled(results, b, extra))
-    if table:
+            tables.setdefault(family, {})[f"{b} + {len(extra)} variant(s)"] = select(pooled(results, b, extra))
+    for family, table in tables.items():
         lines += summary_table(
-            "Summary over data sets: every axis pooled (base grid ∪ all variant sub-grids, per data set and family)",
+            f"Summary over data sets: every axis pooled, {FAMILY_NAMES[family]} (base grid ∪ all variant sub-grids, "
+            "per data set)",
             table,
             ["Each selector chooses over the union; oracle = best test NLL over the union. No Laplace row "
              "(it was run on the base grid only)."],
