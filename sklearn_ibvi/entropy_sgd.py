@@ -190,9 +190,12 @@ class EntropySGDNet(BoundTrackingNet):
 
     def _stochastic_change(self, hvp, sqrt_factor, lr, params):
         module = self.module_
+        flat_template = params[0].new_empty((module.n_chains, module.n_parameters))  # dtype, device, shape
         total = 0.0
         for i in range(self.n_probes):
-            probe = module.flat([_rademacher_like(p, self.bookkeeping_generator_) for p in params])
+            # One draw for the whole flat (chains, parameters) probe: a few device launches per
+            # probe rather than a few per parameter tensor.
+            probe = _rademacher_like(flat_template, self.bookkeeping_generator_)
             retain = i < self.n_probes - 1
             if sqrt_factor is None:
                 total = total + stochastic_entropy_change(probe, hvp(probe, retain), lr)
