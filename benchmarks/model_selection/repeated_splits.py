@@ -354,6 +354,8 @@ def select(result):
         choices[SWITCH_AT_2000] = choices[default + ", scaled epoch" if result["n_train"] < SWITCH_ROWS else partial]
     if default in choices:
         choices[DOCS_POLICY] = choices[default + ", scaled epoch" if result["n_train"] < SWITCH_ROWS else "5-fold CV, successive halving"]
+        below = default if result.get("family") == "ibvi" else default + ", scaled epoch"  # IBVI: the peak
+        choices[DOCS_POLICY_ELEVENTH] = choices[below if result["n_train"] < SWITCH_ROWS else "5-fold CV, successive halving"]
     curves = np.array([block_curve(r, 3, [0]) for r in rows])
     c = int(np.argmax(curves.max(axis=1)))
     choices["block prequential K=3, extrapolated epoch"] = (
@@ -594,6 +596,9 @@ PEAK_EPOCH = "block prequential K=2, 2 orderings, successive halving"
 #: rows, ``EpochwiseGridSearchCV()`` (5-fold CV with halving) from 2000 rows. A row of the report
 #: so that the advice users follow is itself measured; the eighth and ninth rounds came after it.
 DOCS_POLICY = f"the docs' advice: forward chaining below {SWITCH_ROWS} rows, else 5-fold CV + halving"
+#: The docs' advice since the eleventh round (p): the same, but IBVI stops forward chaining at the
+#: peak. Replayed on every case, those it was read from included.
+DOCS_POLICY_ELEVENTH = f"the docs' advice since the eleventh round: as above, IBVI at the peak below {SWITCH_ROWS} rows"
 
 
 def groups_of(results):
