@@ -68,6 +68,10 @@ from sklearn_ibvi.model_selection import BlockPrequential  # noqa: E402
 N_BLOCKS = 3
 PATIENCE = 10
 N_SURVIVORS = 3
+#: The row of ``BlockPrequentialSearchCV()``'s choice with ``stopping_epoch='peak'`` (the peak of
+#: the summed forward-chaining curve), and with its default, the scaled epoch.
+PEAK_EPOCH = "block prequential K=2, 2 orderings, successive halving"
+SEARCH_DEFAULT = PEAK_EPOCH + ", scaled epoch"
 
 
 #: Training (and test) rows of the MNIST subset: four times digits', to see the criteria at larger N.
@@ -341,20 +345,19 @@ def select(result):
         else:
             choices[label + ", successive halving"] = halved_search(curves, seconds, refit)
     choices.update(cross_validation_variants(rows, refit))
-    default = "block prequential K=2, 2 orderings, successive halving"
-    if default in choices:  # the default's configuration, stopped at the scaled epoch
-        c, _, cost = choices[default]
-        choices[default + ", scaled epoch"] = (c, scaled_epoch(rows[c], epochs), cost)
-        choices[default + ", " + SUMMED_PEAK] = (c, scaled_epoch(rows[c], epochs, from_summed_peak=True), cost)
-        choices[ORDERINGS_GUARD] = orderings_guard(rows, choices[default + ", scaled epoch"], cv)
+    if PEAK_EPOCH in choices:  # the same configuration, stopped at the scaled epoch
+        c, _, cost = choices[PEAK_EPOCH]
+        choices[SEARCH_DEFAULT] = (c, scaled_epoch(rows[c], epochs), cost)
+        choices[PEAK_EPOCH + ", " + SUMMED_PEAK] = (c, scaled_epoch(rows[c], epochs, from_summed_peak=True), cost)
+        choices[ORDERINGS_GUARD] = orderings_guard(rows, choices[SEARCH_DEFAULT], cv)
     partial = "2 of 5 CV folds, successive halving"
     if result["n_train"] < SIZE_AWARE_ROWS or partial in choices:
-        choices[SIZE_AWARE] = choices[default if result["n_train"] < SIZE_AWARE_ROWS else partial]
+        choices[SIZE_AWARE] = choices[PEAK_EPOCH if result["n_train"] < SIZE_AWARE_ROWS else partial]
     if result["n_train"] < SWITCH_ROWS or partial in choices:
-        choices[SWITCH_AT_2000] = choices[default + ", scaled epoch" if result["n_train"] < SWITCH_ROWS else partial]
-    if default in choices:
-        choices[DOCS_POLICY] = choices[default + ", scaled epoch" if result["n_train"] < SWITCH_ROWS else "5-fold CV, successive halving"]
-        below = default if result.get("family") == "ibvi" else default + ", scaled epoch"  # IBVI: the peak
+        choices[SWITCH_AT_2000] = choices[SEARCH_DEFAULT if result["n_train"] < SWITCH_ROWS else partial]
+    if PEAK_EPOCH in choices:
+        choices[DOCS_POLICY] = choices[SEARCH_DEFAULT if result["n_train"] < SWITCH_ROWS else "5-fold CV, successive halving"]
+        below = PEAK_EPOCH if result.get("family") == "ibvi" else SEARCH_DEFAULT
         choices[DOCS_POLICY_ELEVENTH] = choices[below if result["n_train"] < SWITCH_ROWS else "5-fold CV, successive halving"]
     curves = np.array([block_curve(r, 3, [0]) for r in rows])
     c = int(np.argmax(curves.max(axis=1)))
@@ -590,8 +593,6 @@ TENTH_ROUND_IBVI_SEEDS = {"small": {8, 9, 10}, 2000: {21}}
 #: (scaled, chosen on entropy-SGD) does not change on one family's cases either way. Reported
 #: beside it: the default, ``EpochwiseGridSearchCV()`` and the orderings guard on the same cases.
 ELEVENTH_ROUND_IBVI_SEEDS = {"small": set(range(11, 19))}
-#: The peak of the summed forward-chaining curve (``BlockPrequentialSearchCV(stopping_epoch='peak')``).
-PEAK_EPOCH = "block prequential K=2, 2 orderings, successive halving"
 #: What the docs have recommended since the seventh round (f): the search's default below 2000
 #: rows, ``EpochwiseGridSearchCV()`` (5-fold CV with halving) from 2000 rows. A row of the report
 #: so that the advice users follow is itself measured; the eighth and ninth rounds came after it.
@@ -792,10 +793,9 @@ def seventh_round_checks(results, summaries):
             groups.setdefault(f"{r['n_train']} MNIST rows", []).append(label)
     if not groups:
         return []
-    default = "block prequential K=2, 2 orderings, successive halving"
     rows = {
         f"(f) {SWITCH_AT_2000}": SWITCH_AT_2000,
-        "(g) the search's default (scaled epoch)": default + ", scaled epoch",
+        "(g) the search's default (scaled epoch)": SEARCH_DEFAULT,
         "2 of 5 CV folds, successive halving": "2 of 5 CV folds, successive halving",
         "5-fold CV, successive halving (`EpochwiseGridSearchCV()`)": "5-fold CV, successive halving",
     }
@@ -838,7 +838,7 @@ def eighth_and_ninth_round_checks(results, summaries):
             groups.setdefault("entropy-SGD, small data, splits 36-39", []).append(label)
     if not groups:
         return []
-    default = "block prequential K=2, 2 orderings, successive halving, scaled epoch"
+    default = SEARCH_DEFAULT
     lines = round_table(
         "## Eighth and ninth rounds: the pre-registered comparisons",
         "Written in `EIGHTH_ROUND_IBVI_SEEDS` and `NINTH_ROUND_SMALL_SEEDS` before the rounds' results were read. "
@@ -879,7 +879,7 @@ def tenth_round_checks(results, summaries):
         ibvi[l]["seed"] in TENTH_ROUND_IBVI_SEEDS[2000] for l in groups["IBVI, 2000 MNIST rows, splits 20-21"]
     ):
         return []
-    default = "block prequential K=2, 2 orderings, successive halving, scaled epoch"
+    default = SEARCH_DEFAULT
     return round_table(
         "## Tenth round: the pre-registered comparisons",
         "Written in `TENTH_ROUND_IBVI_SEEDS` before the round's results were read. Ratio rows: mean regret / "
@@ -900,7 +900,7 @@ def eleventh_round_checks(results, summaries):
     new = [label for label, r in ibvi.items() if r["seed"] in ELEVENTH_ROUND_IBVI_SEEDS["small"]]
     if not new:
         return []
-    default = "block prequential K=2, 2 orderings, successive halving, scaled epoch"
+    default = SEARCH_DEFAULT
     return round_table(
         "## Eleventh round: the pre-registered comparison",
         "Written in `ELEVENTH_ROUND_IBVI_SEEDS` before the round ran. Ratio rows: mean regret / 5-fold CV's (95 % "
@@ -964,8 +964,7 @@ def sixth_round_checks(results, summaries):
     groups = {name: labels for name, labels in groups.items() if labels}
     if not groups:
         return []
-    default = "block prequential K=2, 2 orderings, successive halving"
-    peak, scaled, summed = default, default + ", scaled epoch", default + ", " + SUMMED_PEAK
+    peak, scaled, summed = PEAK_EPOCH, SEARCH_DEFAULT, PEAK_EPOCH + ", " + SUMMED_PEAK
     stop_rule = "block prequential K=2, 2 orderings"
 
     def regrets(labels, selector):
