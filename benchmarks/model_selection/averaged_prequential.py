@@ -21,6 +21,7 @@ writes ``averaged_prequential.md`` beside this file.
 """
 
 import argparse
+import functools
 import math
 import sys
 import time
@@ -113,9 +114,10 @@ def main(argv=None):
     if args.max_cases:
         cases = cases[: args.max_cases]
     regrets, agreement, path_gap, widest = {}, [], 0.0, []
+    split_of = functools.lru_cache(maxsize=1)(lambda seed: base.load_datasets(False, split_seed=seed))  # cases come by seed
     for seed, dataset, label in cases:
         result = results[label]
-        data = base.load_datasets(False, split_seed=seed)[dataset]
+        data = split_of(seed)[dataset]
         codes, first_test = first_epoch_codes(result, data)
         recorded = np.array([r["test_nll"][0] for r in result["configs"]])
         path_gap = max(path_gap, float(np.max(np.abs(first_test - recorded))))
