@@ -84,16 +84,56 @@ def _rows_per_chunk(X):
     return max(1, VALIDATION_CHUNK_BYTES // (4 * max(1, int(np.prod(X.shape[1:])))))
 
 
-def feature_rms(X):
-    """Root mean square of every feature (columns of ``X`` flattened past the first axis),
-    accumulated in float64 over chunks of rows, so a memmap is read, never copied whole."""
+def _row_chunks(X):
+    """``X`` as the estimators read it (float32), in float64 chunks of rows of shape
+    ``(rows, n_features)``: a memmap is read, never copied whole."""
     n_features = int(np.prod(X.shape[1:]))
     rows = _rows_per_chunk(X)
-    squares = np.zeros(n_features)
     for start in range(0, len(X), rows):
-        chunk = np.asarray(X[start : start + rows], dtype=np.float64).reshape(-1, n_features)
+        chunk = np.asarray(X[start : start + rows], dtype=np.float32)
+        yield chunk.astype(np.float64).reshape(-1, n_features)
+
+
+def feature_rms(X):
+    """Root mean square of every feature (columns of ``X`` flattened past the first axis),
+    accumulated in float64 over chunks of rows."""
+    squares = np.zeros(int(np.prod(X.shape[1:])))
+    for chunk in _row_chunks(X):
         squares += np.einsum("ij,ij->j", chunk, chunk)
     return np.sqrt(squares / max(1, len(X)))
+
+
+class InputStandardization:
+    """The fixed affine map ``x ↦ (x − mean) / scale`` fitted on the training rows.
+
+    ``scale`` is the feature's standard deviation, 1 for a constant feature (as in
+    :class:`~sklearn.preprocessing.StandardScaler`). The map is a fixed function of the training
+    inputs, and the bound is a bound on ``log p(y | X)`` given ``X``: it stays valid, and the
+    prior, ``prior_scale`` and the default learning rates see inputs of unit scale.
+    """
+
+    def __init__(self, mean, scale):
+        self.mean = np.asarray(mean, dtype=np.float32)
+        self.scale = np.asarray(scale, dtype=np.float32)
+
+    @classmethod
+    def fit(cls, X):
+        """Mean and standard deviation of every feature, two float64 passes over chunks of rows
+        (the second centred, so large offsets such as ``X ~ N(1e6, 1)`` keep their precision)."""
+        n = max(1, len(X))
+        mean = sum((chunk.sum(0) for chunk in _row_chunks(X)), np.zeros(int(np.prod(X.shape[1:])))) / n
+        squares = sum((((chunk - mean) ** 2).sum(0) for chunk in _row_chunks(X)), np.zeros_like(mean))
+        scale = np.sqrt(squares / n)
+        # float32 cannot resolve a spread below its rounding of the mean: treat it as constant
+        constant = ~(scale > 8 * np.finfo(np.float32).eps * np.maximum(np.abs(mean), 1e-30))
+        return cls(mean, np.where(constant, 1.0, scale))
+
+    def transform(self, X, copy=True):
+        """The rows ``X`` (2-D) standardised as float32, in place in a float32 ``X`` when ``copy=False``."""
+        X = np.array(X, dtype=np.float32, copy=copy or None)
+        X -= self.mean
+        X /= self.scale
+        return X
 
 
 def _warn_if_unstandardised(X):
@@ -105,9 +145,9 @@ def _warn_if_unstandardised(X):
         warn_at_caller(
             f"X is far from standardised: feature {worst} has root mean square {rms[worst]:.3g} "
             f"({int(np.sum(rms > MAX_STANDARDISED_RMS))} of {rms.size} features above {MAX_STANDARDISED_RMS:g}). "
-            "The prior over weights, prior_scale, the bound and the default lr assume inputs of unit scale "
-            "(the prior predictive's spread grows with |x|), and SGD from a prior draw can diverge or stall "
-            "on raw features. Put a StandardScaler first: make_pipeline(StandardScaler(), estimator).",
+            "With standardize_inputs=False the prior over weights, prior_scale, the bound and the default "
+            "lr assume inputs of unit scale, and SGD from a prior draw can diverge or stall on raw "
+            "features. Set standardize_inputs=True (the default), or put a StandardScaler first.",
             InputScaleWarning,
         )
 
@@ -161,6 +201,7 @@ class BayesianNetEstimator(BaseEstimator):
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
+        "standardize_inputs": ["boolean"],
     }
 
     #: Parameters that may change between a fit and its continuation (``warm_start``,
@@ -221,10 +262,32 @@ class BayesianNetEstimator(BaseEstimator):
         with unchanged_on_failure(self):
             X, y = self._validated_training_data(X, y, reset=not continuing)
             if not continuing:
-                _warn_if_unstandardised(X)
+                self._fit_input_standardization(X)
             y = self._encode_fit_targets(y, reset=not continuing, classes=classes)
             self._fit_net(X, y, continuing, epochs)
         return self
+
+    def _fit_input_standardization(self, X):
+        """``input_mean_`` and ``input_scale_`` of the training rows (``None`` when switched off)."""
+        if self.standardize_inputs:
+            standardization = InputStandardization.fit(X)
+            self.input_mean_, self.input_scale_ = standardization.mean, standardization.scale
+        else:
+            _warn_if_unstandardised(X)
+            self.input_mean_ = self.input_scale_ = None
+
+    def _network_inputs(self, X):
+        """Validated rows as the network sees them: standardised when ``standardize_inputs``.
+
+        In-memory rows become a float32 array; a memmap stays where it is and is standardised
+        batch by batch as it is read (:class:`~sklearn_ibvi._batches.HostRows`).
+        """
+        standardization = None
+        if getattr(self, "input_mean_", None) is not None:
+            standardization = InputStandardization(self.input_mean_, self.input_scale_)
+        if is_out_of_core(X):
+            return X if standardization is None else HostRows(X, standardization=standardization)
+        return X if standardization is None else standardization.transform(X)
 
     def _validated_training_data(self, X, y, reset):
         """``validate_data`` as float32, or, for a memmap, chunkwise checks of the data in place."""
@@ -275,6 +338,7 @@ class BayesianNetEstimator(BaseEstimator):
 
     def _fit_net(self, X, y, continuing, epochs):
         device = resolve_device(self.device)
+        X = self._network_inputs(X)
         if continuing:
             # The copy shares the history (see moved_net): on failure, drop the rows it added.
             net = moved_net(self.net_, device, share_history=True)
@@ -310,13 +374,15 @@ class BayesianNetEstimator(BaseEstimator):
     # -- prediction ----------------------------------------------------------------------------
 
     def _validated_input(self, X):
-        """``X`` as a float32 CPU tensor, or for a memmap, its rows read on demand (HostRows)."""
+        """``X`` as the network sees it: a float32 CPU tensor, or for a memmap, its rows read
+        (and standardised) on demand (HostRows)."""
         check_is_fitted(self, "net_")
         if is_out_of_core(X):
             self._check_rows_in_chunks(X, reset=False)
-            return HostRows(X)
+            rows = self._network_inputs(X)
+            return rows if isinstance(rows, HostRows) else HostRows(rows)
         X = validate_data(self, X, dtype=np.float32, reset=False)
-        return torch.as_tensor(X)
+        return torch.as_tensor(self._network_inputs(X))
 
     def score(self, X, y):
         """Bound on the log marginal likelihood per sample (nats/sample), with ``X, y`` as data.

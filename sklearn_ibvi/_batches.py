@@ -34,13 +34,16 @@ class HostRows:
         Typically a :class:`numpy.memmap`, of any real dtype; values must be finite in float32
         (the estimators check this chunk by chunk before training).
     device : str or torch.device, default='cpu'
+    standardization : InputStandardization or None, default=None
+        Applied to every batch as it is read.
     """
 
     dtype = torch.float32
 
-    def __init__(self, array, device="cpu"):
+    def __init__(self, array, device="cpu", standardization=None):
         self.array = array
         self.device = torch.device(device)
+        self.standardization = standardization
 
     def __len__(self):
         return len(self.array)
@@ -53,6 +56,8 @@ class HostRows:
         if isinstance(index, torch.Tensor):
             index = index.cpu().numpy()
         rows = np.array(self.array[index], dtype=np.float32, order="C")  # one batch, copied
+        if self.standardization is not None:
+            rows = self.standardization.transform(rows, copy=False)
         return torch.from_numpy(rows).to(self.device)
 
     @classmethod
@@ -70,7 +75,7 @@ class HostRows:
         """Same rows, delivered on ``device`` (only float32 is produced)."""
         if dtype is not None and dtype != torch.float32:
             raise TypeError("HostRows delivers float32 rows; convert the slices instead.")
-        return HostRows(self.array, self.device if device is None else device)
+        return HostRows(self.array, self.device if device is None else device, self.standardization)
 
 
 def _on_device(values, device):

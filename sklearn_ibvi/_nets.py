@@ -31,10 +31,10 @@ class BoundTrackingNet(NeuralNet):
         super().on_train_end(net, **kwargs)
         self._train_batches = None
 
-    def diverged(self, what, hint=", or standardise the inputs"):
+    def diverged(self, what, hint=""):
         """The error for a NaN/inf ``what`` (``'training loss'``, ``'log-likelihood'``)."""
-        lr = self.optimizer_.param_groups[0]["lr"] if hasattr(self, "optimizer_") else self.lr
+        # `lr` as the user set it: parameter groups carry per-layer multipliers (μP) on top.
         return TrainingDivergedError(
             f"The {what} became non-finite in epoch {len(self.history)}: SGD diverged. Lower `lr` "
-            f"(currently {lr:g}){hint}. The estimator keeps its previous state."
+            f"(currently {self.lr:g}){hint}. The estimator keeps its previous state."
         )

@@ -199,6 +199,8 @@ class IBVINet(BoundTrackingNet):
         history.record("prequential_log_likelihood", float(self._prequential))
         for key, value in parts.items():
             history.record(key, value)
+        if len(history) == COLLAPSE_CHECK_MIN_EPOCHS:
+            self._warn_if_collapsed()  # early, so that a long fit does not run on in silence
 
     # -- collapse to the constant predictor ---------------------------------------------------
 
@@ -238,6 +240,10 @@ class IBVINet(BoundTrackingNet):
                 alive |= (pre > 0).any(0)
         return 1.0 - float(alive.double().mean())
 
+    def on_train_begin(self, net, **kwargs):
+        super().on_train_begin(net, **kwargs)
+        self._warned_collapse = False
+
     def on_train_end(self, net, **kwargs):
         """Warn when training has collapsed to an input-independent prediction (NaN-free failure)."""
         try:
@@ -246,7 +252,8 @@ class IBVINet(BoundTrackingNet):
             super().on_train_end(net, **kwargs)  # releases the training rows
 
     def _warn_if_collapsed(self):
-        if len(self.history) < COLLAPSE_CHECK_MIN_EPOCHS:
+        """Checked after ``COLLAPSE_CHECK_MIN_EPOCHS`` epochs and at the end of training; warns once a fit."""
+        if len(self.history) < COLLAPSE_CHECK_MIN_EPOCHS or getattr(self, "_warned_collapse", False):
             return
         data = self._train_batches
         # The mean-weight network, not the noisy one-sample training loss: early on, or with a
@@ -261,13 +268,14 @@ class IBVINet(BoundTrackingNet):
         dead_note = "" if math.isnan(dead) else (
             f" {dead:.0%} of the first layer's ReLU units are dead (inactive on every training row)."
         )
+        self._warned_collapse = True
         warn_at_caller(
             f"After {len(self.history)} epochs the training loss of the mean weights ({loss:.4g} "
             f"nats/sample) {what} that of a constant prediction ({baseline:.4g}).{dead_note} The "
             "network has collapsed or has not started learning. Unscaled inputs (the prior's "
-            "weight noise grows with the size of x: standardise X, e.g. with StandardScaler) and "
-            f"too large a learning rate kill ReLU units without diverging (try a smaller `lr`, "
-            f"currently {self.lr}); too small a one needs more epochs.",
+            "weight noise grows with the size of x: keep standardize_inputs=True) and too large a "
+            f"learning rate kill ReLU units without diverging (try a smaller `lr`, currently "
+            f"{self.lr:g}); too small a one needs more epochs.",
             ConvergenceWarning,
         )
 
@@ -393,7 +401,11 @@ _SHARED_PARAMETERS_DOC = """
     verbose : int, default=0
         Print the skorch epoch log when positive.
     warm_start : bool, default=False
-        Continue from the fitted network (and its optimizer's momentum) on the next ``fit``."""
+        Continue from the fitted network (and its optimizer's momentum) on the next ``fit``.
+    standardize_inputs : bool, default=True
+        Standardise every feature with the mean and standard deviation of the training rows
+        before the network (fitted in ``fit``, kept by continuations), so raw features fit as
+        well as scaled ones. The bound is conditional on ``X`` and stays valid."""
 
 _CLASSIFIER_LR_NOTE = (
     "Too large a rate can collapse the network to chance without diverging (digits, "
@@ -427,6 +439,8 @@ _SHARED_ATTRIBUTES_DOC = """
     bound_ : float
         The final bound; ``score(X_train, y_train) == bound_ / n_samples``.
     n_epochs_ : int
+    input_mean_, input_scale_ : ndarray of shape (n_features,) or None
+        The standardisation of the inputs; ``None`` with ``standardize_inputs=False``.
     n_features_in_ : int
     feature_names_in_ : ndarray of str, if X had string column names"""
 
@@ -539,6 +553,7 @@ class IBVIRegressor(BayesianRegressorMixin, _IBVIEstimator):
         random_state=None,
         verbose=0,
         warm_start=False,
+        standardize_inputs=True,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -559,6 +574,7 @@ class IBVIRegressor(BayesianRegressorMixin, _IBVIEstimator):
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start
+        self.standardize_inputs = standardize_inputs
 
 
 class IBVIClassifier(BayesianClassifierMixin, _IBVIEstimator):
@@ -622,6 +638,7 @@ class IBVIClassifier(BayesianClassifierMixin, _IBVIEstimator):
         random_state=None,
         verbose=0,
         warm_start=False,
+        standardize_inputs=True,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -641,3 +658,4 @@ class IBVIClassifier(BayesianClassifierMixin, _IBVIEstimator):
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start
+        self.standardize_inputs = standardize_inputs

@@ -121,7 +121,7 @@ def test_n_chains_reports_standard_error_and_averages_predictions(iris):
     X, y = iris
     clf = small_classifier(n_chains=4).fit(X, y)
     assert np.all(np.asarray(clf.history_[:, "bound_se"]) > 0)
-    logits = clf._sample_outputs(torch.as_tensor(X, dtype=torch.float32))
+    logits = clf._sample_outputs(clf._validated_input(X))
     assert logits.shape == (4, len(X), 3)
     expected = torch.softmax(logits.double(), -1).mean(0).numpy()
     np.testing.assert_allclose(clf.predict_proba(X), expected, rtol=1e-10)
@@ -131,7 +131,7 @@ def test_regressor_return_std_combines_noise_and_chain_spread(diabetes):
     X, y = diabetes
     reg = EntropySGDRegressor(hidden_layer_sizes=(8,), max_epochs=3, n_chains=3, random_state=0).fit(X, y)
     mean, std = reg.predict(X[:10], return_std=True)
-    outputs = reg._sample_outputs(torch.as_tensor(X[:10], dtype=torch.float32)).squeeze(-1).double()
+    outputs = reg._sample_outputs(reg._validated_input(X[:10])).squeeze(-1).double()
     expected = torch.sqrt(outputs.var(0, unbiased=False) + reg.noise_std**2) * reg.target_scale_
     np.testing.assert_allclose(std, expected.numpy(), rtol=1e-10)
     np.testing.assert_allclose(mean, reg.predict(X[:10]))
@@ -147,6 +147,61 @@ def test_step_size_beyond_the_quadratic_bound_regime_warns(iris):
         small_classifier(lr=5.0, max_epochs=2).fit(X, y)
     # raised in a skorch hook, shown at the line that called fit
     assert [w.filename for w in caught] == [__file__]
+
+
+def _step_curvatures(estimator):
+    return np.asarray(estimator.history_[:, "batches", :, "step_curvature"], dtype=float).ravel()
+
+
+@pytest.fixture(scope="module")
+def small_minibatch_problem():
+    return make_classification(n_samples=120, n_features=4, n_informative=3, n_redundant=0, random_state=0)
+
+
+def _tanh_minibatch_classifier(**params):
+    return EntropySGDClassifier(
+        hidden_layer_sizes=(6,), activation="tanh", batch_size=16, max_epochs=3, **params
+    )
+
+
+@pytest.mark.parametrize("seed, lr", [(1, 0.5), (2, 0.4), (1, 0.4), (2, 0.3)])
+def test_validity_monitor_finds_every_runs_largest_step_curvature(small_minibatch_problem, seed, lr):
+    """Per-step power-iteration estimates of α λ_max against the dense Hessian's exact eigenvalue
+    at every step of the same path (entropy='exact' reads λ_max off the full Hessian)."""
+    X, y = small_minibatch_problem
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BoundValidityWarning)
+        exact = _tanh_minibatch_classifier(entropy="exact", lr=lr, random_state=seed).fit(X, y)
+        estimated = _tanh_minibatch_classifier(lr=lr, random_state=seed).fit(X, y)
+    true, found = _step_curvatures(exact), _step_curvatures(estimated)
+    assert len(true) == len(found) == 3 * 8
+    # the exact reference: the largest eigenvalue of the same step's dense Hessian
+    assert np.all(found <= true * (1 + 1e-4))  # a Rayleigh quotient never over-estimates
+    assert found.max() >= 0.97 * true.max()
+    np.testing.assert_allclose(np.asarray(estimated.history_[:, "step_curvature"]), found.reshape(3, 8).max(1))
+
+
+@pytest.mark.parametrize("seed, lr, n_invalid", [(1, 0.5, 1), (2, 0.4, 3)])
+def test_validity_monitor_warns_where_a_single_step_leaves_the_regime(small_minibatch_problem, seed, lr, n_invalid):
+    """Runs whose true α λ_max crosses 0.68 on 1 (resp. 3) of 24 steps, never on an epoch's first
+    step (where a once-per-epoch check looks): the warning names the first such step."""
+    X, y = small_minibatch_problem
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BoundValidityWarning)
+        true = _step_curvatures(_tanh_minibatch_classifier(entropy="exact", lr=lr, random_state=seed).fit(X, y))
+    assert np.sum(true >= 0.68) == n_invalid and np.all(true[::8] < 0.68)
+    first_invalid = int(np.argmax(true >= 0.68)) + 1
+    with pytest.warns(BoundValidityWarning, match=rf"^Step {first_invalid} \(epoch {(first_invalid - 1) // 8 + 1}\)"):
+        _tanh_minibatch_classifier(lr=lr, random_state=seed).fit(X, y)
+
+
+def test_validity_monitor_is_silent_below_the_limit(small_minibatch_problem):
+    X, y = small_minibatch_problem
+    clf = _tanh_minibatch_classifier(lr=0.4, random_state=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", BoundValidityWarning)
+        clf.fit(X, y)
+    assert 0.45 < _step_curvatures(clf).max() < 0.68
 
 
 def test_valid_step_size_does_not_warn(iris):

@@ -12,6 +12,7 @@ import pytest
 import torch
 from scipy.special import softmax
 from scipy.stats import multivariate_normal
+from skorch.callbacks import Callback
 from sklearn.base import clone
 from sklearn.datasets import load_digits, load_iris, make_regression
 from sklearn.exceptions import ConvergenceWarning
@@ -61,6 +62,7 @@ def linear_gaussian():
         lr=0.05,
         batch_size=N_SAMPLES,
         n_bound_samples=64,
+        standardize_inputs=False,  # the closed forms are of the model linear in X itself
         random_state=0,
     )
     states = []
@@ -217,7 +219,7 @@ def test_predict_proba_is_the_average_of_the_softmax_over_weight_draws(small_dig
     clf = small_classifier(n_predict_samples=6).fit(X, y)
     proba = clf.predict_proba(X[:50])
     np.testing.assert_allclose(proba.sum(1), 1.0, rtol=0, atol=1e-12)
-    outputs = clf._sample_outputs(torch.as_tensor(X[:50], dtype=torch.float32)).numpy()
+    outputs = clf._sample_outputs(clf._validated_input(X[:50])).numpy()
     assert outputs.shape == (6, 50, 10)
     assert np.all(np.std(outputs, axis=0) > 0)  # six different weight draws
     np.testing.assert_allclose(proba, softmax(outputs, axis=-1).mean(0), rtol=1e-12, atol=1e-14)
@@ -273,7 +275,7 @@ def test_regressor_predictive_std_adds_the_spread_of_the_draws_to_the_noise():
     model = IBVIRegressor(hidden_layer_sizes=(8,), batch_size=16, max_epochs=5, n_predict_samples=16, random_state=0)
     model.fit(X, y)
     mean, std = model.predict(X, return_std=True)
-    draws = model._sample_outputs(torch.as_tensor(X, dtype=torch.float32)).squeeze(-1).double().numpy()
+    draws = model._sample_outputs(model._validated_input(X)).squeeze(-1).double().numpy()
     np.testing.assert_allclose(mean, draws.mean(0) * model.target_scale_ + model.target_mean_, rtol=1e-12)
     expected_std = np.sqrt(draws.var(0) + model.noise_std**2) * model.target_scale_
     np.testing.assert_allclose(std, expected_std, rtol=1e-12)
@@ -330,18 +332,30 @@ def test_divergence_raises_and_keeps_the_previous_fit():
     np.testing.assert_array_equal(after[1], before[1])
 
 
-def test_collapse_to_a_constant_prediction_is_reported_not_silent():
+def test_collapse_to_a_constant_prediction_is_reported_during_training():
     X, y = load_iris(return_X_y=True)
-    # Unscaled iris: the prior's weight noise scales with x, and the expected loss is minimised
-    # by switching the ReLU units off — a finite loss at chance level.
-    with pytest.warns(ConvergenceWarning, match="dead") as caught:
-        collapsed = IBVIClassifier(hidden_layer_sizes=(16,), max_epochs=20, random_state=0).fit(X, y)
+    # Unscaled iris without the estimator's standardisation: the prior's weight noise scales with
+    # x, and the expected loss is minimised by switching the ReLU units off — a finite loss at
+    # chance level. The warning comes after 5 epochs, not at the end of a long fit.
+    seen_at_epoch = []
+
+    class RecordWarnings(Callback):
+        def on_epoch_end(self, net, **kwargs):
+            seen_at_epoch.append(len(caught))
+
+    with pytest.warns(ConvergenceWarning, match="After 5 epochs.*dead") as caught:
+        collapsed = IBVIClassifier(
+            hidden_layer_sizes=(16,), max_epochs=20, standardize_inputs=False, random_state=0,
+            callbacks=[RecordWarnings()],
+        ).fit(X, y)
+    assert len(caught) == 1  # once per fit
+    assert seen_at_epoch[4] == 1  # emitted by the end of epoch 5
     assert {w.filename for w in caught} == {__file__}  # the caller's line, not the skorch hook's
     assert np.mean(collapsed.predict(X) == y) < 0.5
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
-        healthy = IBVIClassifier(hidden_layer_sizes=(16,), max_epochs=20, random_state=0)
-        healthy.fit(StandardScaler().fit_transform(X), y)
+        healthy = IBVIClassifier(hidden_layer_sizes=(16,), max_epochs=20, random_state=0).fit(X, y)
+    assert np.mean(healthy.predict(X) == y) > 0.8
 
 
 # --------------------------------------------------------------------------- sanity
