@@ -164,7 +164,10 @@ class EntropySGDNet(BoundTrackingNet):
         grads = torch.autograd.grad(loss, params, create_graph=track)
         lr = self._lr()
         if self.grad_threshold > 0:
-            warped = [warp_gradient(g.detach(), self.grad_threshold) for g in grads]
+            # g₀ is in the units of `lr` (the mean-loss gradient, half the squared error for
+            # regression); the gradient here is of the NLL, step_scale times smaller.
+            threshold = self.grad_threshold / self.criterion_.step_scale
+            warped = [warp_gradient(g.detach(), threshold) for g in grads]
             step = [w for w, _ in warped]
             sqrt_factor = module.flat([f.sqrt() for _, f in warped])
         else:
@@ -435,8 +438,8 @@ _SHARED_PARAMETERS_DOC = """
         ``entropy_subsampling_se`` (beyond the paper; see the fit-time benchmark).
     grad_threshold : float, default=0.0
         ``g₀ > 0`` gives the paper's entropy-friendly SGD, stepping along ``g − g₀ tanh(g / g₀)``
-        (mean-loss gradient units); its Jacobian ``I − α D H``, ``D = diag(tanh²(g/g₀))``, is
-        tracked exactly as written.
+        with ``g`` the gradient in the units of ``lr`` (so for regression the path does not depend
+        on ``noise_std``); its Jacobian ``I − α D H``, ``D = diag(tanh²(g/g₀))``, is tracked exactly.
     n_chains : int, default=1
         Independent SGD runs from independent prior draws, trained together (batched). The bound
         is their mean (``bound_se`` in the history is its standard error) and predictions average

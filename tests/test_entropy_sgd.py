@@ -204,6 +204,24 @@ def test_validity_monitor_is_silent_below_the_limit(small_minibatch_problem):
     assert 0.45 < _step_curvatures(clf).max() < 0.68
 
 
+def test_entropy_friendly_path_does_not_depend_on_the_noise_level(diabetes):
+    """grad_threshold is in the units of lr (the gradient of half the squared error), like the
+    step itself: noise_std changes the bound, never the weights SGD visits."""
+    X, y = diabetes
+    fits = [
+        EntropySGDRegressor(
+            hidden_layer_sizes=(8,), max_epochs=3, grad_threshold=0.5, noise_std=noise, random_state=0
+        ).fit(X, y)
+        for noise in (0.5, 1.0)
+    ]
+    weights = [fit.net_.module_.flat().detach().numpy() for fit in fits]
+    np.testing.assert_allclose(weights[0], weights[1], rtol=1e-5, atol=1e-6)
+    assert fits[0].bound_ != fits[1].bound_
+    # the threshold acts: with g₀ = 0.5 the path differs from plain SGD's
+    plain = EntropySGDRegressor(hidden_layer_sizes=(8,), max_epochs=3, noise_std=0.5, random_state=0).fit(X, y)
+    assert np.max(np.abs(plain.net_.module_.flat().detach().numpy() - weights[0])) > 1e-2
+
+
 def test_valid_step_size_does_not_warn(iris):
     X, y = iris
     clf = small_classifier(lr=0.01)
