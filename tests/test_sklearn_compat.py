@@ -6,16 +6,13 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_ibvi import EntropySGDClassifier, EntropySGDRegressor, IBVIClassifier, IBVIRegressor
 
-# Small, quick configurations: the checks fit each estimator dozens of times, some on unscaled
-# data, where plain SGD needs a small step. Some checks regress on two features near 100
-# (check_fit_idempotent, check_n_features_in): the Gaussian loss then has curvature ~1e5, and
-# IBVI's weight noise keeps the ReLU units alive, so only a tiny step stays finite (plain SGD
-# survives larger ones by killing its units). IBVIRegressor's own tests use standardised data.
+# Default settings: the checks feed unscaled data (e.g. two features near 100), which the estimators
+# standardise themselves. Only the seed is fixed, so that the checks are reproducible.
 ESTIMATORS = [
-    EntropySGDRegressor(hidden_layer_sizes=(16,), max_epochs=40, lr=0.01, random_state=0),
-    EntropySGDClassifier(hidden_layer_sizes=(16,), max_epochs=20, lr=0.05, random_state=0),
-    IBVIRegressor(hidden_layer_sizes=(16,), max_epochs=40, lr=4e-5, n_predict_samples=8, random_state=0),
-    IBVIClassifier(hidden_layer_sizes=(16,), max_epochs=20, n_predict_samples=8, random_state=0),
+    EntropySGDRegressor(random_state=0),
+    EntropySGDClassifier(random_state=0),
+    IBVIRegressor(random_state=0),
+    IBVIClassifier(random_state=0),
 ]
 
 SCORE_IS_A_BOUND = (
