@@ -63,7 +63,8 @@ def _estimator_has(attribute):
 
 
 class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
-    """Train an estimator epoch by epoch and keep the epoch where a validation-free criterion peaks.
+    """Train an estimator epoch by epoch and keep the epoch where a criterion peaks; ``score`` is the
+    kept model's lower bound on the log marginal likelihood per training sample.
 
     The criterion is read after every epoch; when it has not risen more than ``threshold`` above
     its best value for ``patience`` epochs, training stops and the estimator *as it was at the
