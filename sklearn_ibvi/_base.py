@@ -137,7 +137,7 @@ def same_rows(fingerprint, other):
 
 
 def _warn_unless_training_rows(estimator, X, y):
-    fingerprint = getattr(estimator, "_training_rows", None)
+    fingerprint = getattr(estimator, "_training_rows_fingerprint", None)
     if fingerprint is None or same_rows(fingerprint, rows_fingerprint(X, y)):
         return
     scorers = "scoring=log_predictive_scorer (from sklearn_ibvi.model_selection)"
@@ -281,7 +281,7 @@ class BayesianNetEstimator(BaseEstimator):
                 _warn_if_unstandardised(X)
             y = self._encode_fit_targets(y, reset=not continuing, classes=classes)
             self._fit_net(X, y, continuing, epochs)
-            self._training_rows = rows_fingerprint(X, y)  # score warns on other rows
+            self._training_rows_fingerprint = rows_fingerprint(X, y)  # score warns on other rows
         return self
 
     def _validated_training_data(self, X, y, reset):
