@@ -3,7 +3,14 @@
 from .early_stopping import BoundEarlyStopping
 from .entropy_sgd import EntropySGDClassifier, EntropySGDRegressor
 from .ibvi import IBVIClassifier, IBVIRegressor
-from .exceptions import BoundUndefinedError, BoundValidityWarning, InputScaleWarning, TrainingDivergedError
+from .exceptions import (
+    BoundUndefinedError,
+    BoundValidityWarning,
+    EarlyPeakWarning,
+    InputScaleWarning,
+    NotABoundWarning,
+    TrainingDivergedError,
+)
 
 __version__ = "0.1.0.dev0"
 
@@ -15,6 +22,8 @@ __all__ = [
     "IBVIClassifier",
     "BoundValidityWarning",
     "InputScaleWarning",
+    "NotABoundWarning",
+    "EarlyPeakWarning",
     "BoundUndefinedError",
     "TrainingDivergedError",
 ]

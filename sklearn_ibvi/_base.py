@@ -34,7 +34,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
@@ -59,7 +59,7 @@ from ._devices import (
     deserialized_net,
     moved_net,
 )
-from .exceptions import InputScaleWarning, warn_at_caller
+from .exceptions import InputScaleWarning, NotABoundWarning, warn_at_caller
 from .likelihoods import NegativeLogLikelihood, categorical_log_likelihood, gaussian_log_likelihood
 
 PREDICT_BATCH_SIZE = 4096
@@ -134,6 +134,63 @@ class InputStandardization:
         X -= self.mean
         X /= self.scale
         return X
+
+
+#: Random projections of the features that a fingerprint of the training rows sums (few: cheap).
+FINGERPRINT_PROJECTIONS = 3
+
+#: Relative tolerance of two fingerprints of the same rows: float64 sums of float32 values in
+#: another chunking or order, or a preprocessing step that rounds a last bit differently.
+FINGERPRINT_RTOL = 1e-6
+
+
+def rows_fingerprint(X, y):
+    """A cheap summary of the rows ``(X, y)``: equal, to rounding, for the same rows in any order.
+
+    ``(n_samples, n_features, sums)``: for ``z`` = a few fixed random projections of the float32
+    rows of ``X``, ``y``, and ``y`` times each projection (which ties every target to its row),
+    the sum, the sum of absolute values (the scale of the sum's rounding error) and the sum of
+    squares, accumulated in float64 over chunks of rows, so a memmap is read, never copied whole.
+    Order does not matter because neither does it to the bound.
+    """
+    n_features = int(np.prod(X.shape[1:]))
+    projections = np.random.default_rng(0).standard_normal((n_features, FINGERPRINT_PROJECTIONS))
+    y = np.asarray(y, dtype=np.float64).reshape(len(y), 1)
+    sums = np.zeros((3, 2 * FINGERPRINT_PROJECTIONS + 1))
+    start = 0
+    for chunk in _row_chunks(X):
+        projected = chunk @ projections
+        targets = y[start : start + len(chunk)]
+        start += len(chunk)
+        z = np.hstack([projected, targets, targets * projected])
+        sums += [z.sum(0), np.abs(z).sum(0), (z * z).sum(0)]
+    return len(X), n_features, sums
+
+
+def same_rows(fingerprint, other):
+    """Whether two :func:`rows_fingerprint` results describe the same rows (to rounding)."""
+    (n, d, sums), (other_n, other_d, other_sums) = fingerprint, other
+    if (n, d) != (other_n, other_d):
+        return False
+    scale = np.maximum(sums[1:], other_sums[1:])  # sum: its absolute values; squares: themselves
+    return bool(np.all(np.abs(sums[[0, 2]] - other_sums[[0, 2]]) <= FINGERPRINT_RTOL * scale))
+
+
+def _warn_unless_training_rows(estimator, X, y):
+    fingerprint = getattr(estimator, "_training_rows_fingerprint", None)
+    if fingerprint is None or same_rows(fingerprint, rows_fingerprint(X, y)):
+        return
+    scorers = "scoring=log_predictive_scorer (from sklearn_ibvi.model_selection)"
+    if is_classifier(estimator):
+        scorers += " or scoring='neg_log_loss'"
+    warn_at_caller(
+        f"{type(estimator).__name__}.score(X, y) is a lower bound on the log marginal likelihood per "
+        "sample of the rows it was trained on (those of its last fit or partial_fit call), and these "
+        "are other rows: there it is not a bound and does not rank models. To score held-out rows "
+        f"(cross_val_score, GridSearchCV), pass {scorers}; to select on the bound, score the "
+        "training rows: GridSearchCV(..., scoring=bound_scorer, cv=TrainOnlySplit()).",
+        NotABoundWarning,
+    )
 
 
 def _warn_if_unstandardised(X):
@@ -264,7 +321,10 @@ class BayesianNetEstimator(BaseEstimator):
             if not continuing:
                 self._fit_input_standardization(X)
             y = self._encode_fit_targets(y, reset=not continuing, classes=classes)
+            X = self._network_inputs(X)
             self._fit_net(X, y, continuing, epochs)
+            # of the rows as the network sees them, as score sees them: score warns on other rows
+            self._training_rows_fingerprint = rows_fingerprint(X, y)
         return self
 
     def _fit_input_standardization(self, X):
@@ -337,8 +397,8 @@ class BayesianNetEstimator(BaseEstimator):
         net.verbose = self.verbose
 
     def _fit_net(self, X, y, continuing, epochs):
+        """Train the net on ``X`` as the network sees it (see :meth:`_network_inputs`)."""
         device = resolve_device(self.device)
-        X = self._network_inputs(X)
         if continuing:
             # The copy shares the history (see moved_net): on failure, drop the rows it added.
             net = moved_net(self.net_, device, share_history=True)
@@ -389,7 +449,10 @@ class BayesianNetEstimator(BaseEstimator):
 
         Called on the training data this is ``bound_ / n_samples``, the quantity that model
         selection maximises (see :mod:`sklearn_ibvi.model_selection`). On other data it re-evaluates
-        only the likelihood term; it is then not a bound on those data's evidence.
+        only the likelihood term; it is then not a bound on those data's evidence, and a
+        :class:`~sklearn_ibvi.NotABoundWarning` says so. The training data are the rows of the
+        last ``fit`` or ``partial_fit`` call (in any order), recognised by a cheap fingerprint.
+        To score held-out rows, use :func:`~sklearn_ibvi.model_selection.log_predictive_scorer`.
 
         Parameters
         ----------
@@ -401,7 +464,9 @@ class BayesianNetEstimator(BaseEstimator):
         score : float
         """
         X = self._validated_input(X)
-        y = torch.as_tensor(self._encode_score_targets(y, len(X)))
+        y = self._encode_score_targets(y, len(X))
+        _warn_unless_training_rows(self, X, y)
+        y = torch.as_tensor(y)
         bound = float(self._log_marginal_likelihood_bound(X, y))
         if math.isnan(bound):
             raise ValueError(

@@ -12,6 +12,7 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
 from sklearn.base import _fit_context
+from sklearn.pipeline import Pipeline
 from sklearn.utils import get_tags
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
@@ -19,12 +20,16 @@ from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from ._base import BayesianNetEstimator
 from ._epoch_curves import HeldOutRun, advance, untracked_clone
-from .exceptions import BoundUndefinedError
+from .exceptions import BoundUndefinedError, EarlyPeakWarning, warn_at_caller
 from ._held_out import BlockPrequential, HeldOutScheme
 from .model_selection import CRITERIA, resolve_criterion
 
 #: Fewer rows than this make the block-prequential prefixes too small: criterion='auto' uses the bound.
 MIN_ROWS_FOR_BLOCK_PREQUENTIAL = 64
+
+#: A criterion that peaks within this fraction of the epochs followed has kept a barely trained
+#: model: ``fit`` warns (``EarlyPeakWarning``).
+EARLY_PEAK_FRACTION = 0.05
 
 
 class _PatienceRule:
@@ -63,7 +68,8 @@ def _estimator_has(attribute):
 
 
 class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
-    """Train an estimator epoch by epoch and keep the epoch where a validation-free criterion peaks.
+    """Train an estimator epoch by epoch and keep the epoch where a criterion peaks; ``score`` is the
+    kept model's lower bound on the log marginal likelihood per training sample.
 
     The criterion is read after every epoch; when it has not risen more than ``threshold`` above
     its best value for ``patience`` epochs, training stops and the estimator *as it was at the
@@ -79,9 +85,13 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
     the same weights and bound as stopping it there (a fit continued epoch by epoch follows the
     path of one fit).
 
+    A :class:`~sklearn.pipeline.Pipeline` ending in an estimator of this package is stopped as
+    that estimator on the transformed rows: the steps before it are fitted once on all of ``X``,
+    and ``predict`` and ``score`` go through them.
+
     Parameters
     ----------
-    estimator : sklearn_ibvi estimator
+    estimator : sklearn_ibvi estimator, or a Pipeline ending in one
         An unfitted :class:`~sklearn_ibvi.EntropySGDRegressor`,
         :class:`~sklearn_ibvi.EntropySGDClassifier` or another estimator of this package (its
         ``partial_fit`` continues training for one epoch and records a per-epoch bound).
@@ -155,11 +165,15 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
         replay above (all confirmation cases) this cost the scaled epoch 0.0002 nats per
         configuration on MNIST and nothing on IBVI at patience 20, against following every
         epoch.
+    verbose : int, default=0
+        1 prints why training stopped and which epoch is kept; 2 also prints the criterion after
+        every epoch.
 
     Attributes
     ----------
-    estimator_ : estimator
-        The wrapped estimator at the best epoch (a snapshot, not the last epoch's state).
+    estimator_ : estimator or Pipeline
+        The wrapped estimator at the best epoch (a snapshot, not the last epoch's state); for a
+        Pipeline, the fitted steps followed by it.
     best_epoch_ : int
         The kept epoch, counting from 1.
     peak_epoch_ : int
@@ -171,7 +185,8 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
         Epochs the criterion was followed (``peak_epoch_ + patience`` when stopped early; the
         block-prequential prefixes may have trained up to ``patience − 1`` more).
     criterion_ : str or held-out scheme
-        The criterion followed (``criterion='auto'`` resolved).
+        The criterion followed (``criterion='auto'`` resolved). If it peaks within the first 5 %
+        of the epochs followed, ``fit`` warns (:class:`~sklearn_ibvi.EarlyPeakWarning`).
     n_features_in_ : int
     feature_names_in_ : ndarray of str, if the wrapped estimator has it
     classes_ : ndarray, for classifiers
@@ -197,16 +212,24 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
     """
 
     _parameter_constraints = {
-        "estimator": [HasMethods(["fit", "partial_fit"])],
+        "estimator": [HasMethods(["fit", "partial_fit"]), Pipeline],
         "patience": [Interval(Integral, 1, None, closed="left"), None],
         "threshold": [Interval(Real, 0, None, closed="left")],
         "max_epochs": [Interval(Integral, 1, None, closed="left"), None],
         "criterion": [StrOptions({"auto", *CRITERIA}), HeldOutScheme],
         "stopping_epoch": [StrOptions({"peak", "scaled"})],
+        "verbose": ["verbose"],
     }
 
     def __init__(
-        self, estimator, patience=20, threshold=0.0, max_epochs=None, criterion="auto", stopping_epoch="peak"
+        self,
+        estimator,
+        patience=20,
+        threshold=0.0,
+        max_epochs=None,
+        criterion="auto",
+        stopping_epoch="peak",
+        verbose=0,
     ):
         self.estimator = estimator
         self.patience = patience
@@ -214,6 +237,7 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
         self.max_epochs = max_epochs
         self.criterion = criterion
         self.stopping_epoch = stopping_epoch
+        self.verbose = verbose
 
     # -- fitting -------------------------------------------------------------------------------
 
@@ -230,15 +254,19 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
         -------
         self : object
         """
-        self.criterion_ = self._resolved_criterion(y)
-        criterion = self._checked_criterion()
-        max_epochs = self._max_epochs(self.estimator)
+        preprocessing, estimator = self._split_pipeline()
+        self.criterion_ = self._resolved_criterion(estimator, y)
+        criterion = self._checked_criterion(estimator)
+        max_epochs = self._max_epochs(estimator)
+        if preprocessing is not None:  # fitted once on all the rows: every epoch sees the same X
+            preprocessing = clone(preprocessing)
+            X = preprocessing.fit_transform(X, y)
         rule = _PatienceRule(self.patience, self.threshold)
         if isinstance(criterion, HeldOutScheme):
-            curve, runs = self._follow_held_out(criterion, rule, X, y, max_epochs)
+            curve, runs = self._follow_held_out(estimator, criterion, rule, X, y, max_epochs)
             kept = None
         else:
-            curve, kept = self._follow_bound(rule, X, y, max_epochs)
+            curve, kept = self._follow_bound(estimator, rule, X, y, max_epochs)
         if rule.best_epoch == 0:
             raise BoundUndefinedError(
                 f"The criterion {self.criterion_!r} was never finite in {len(curve)} epochs "
@@ -247,9 +275,16 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
         best_epoch = rule.best_epoch
         if self.stopping_epoch == "scaled":
             best_epoch = criterion.scaled_epoch([run.curve[: len(curve)] for run in runs])
+        if self.verbose:
+            self._print_decision(stopped=len(curve) < max_epochs, best_epoch=best_epoch, peak_epoch=rule.best_epoch)
+        if rule.best_epoch <= EARLY_PEAK_FRACTION * len(curve):
+            self._warn_early_peak(rule.best_epoch, len(curve))
         if kept is None:
-            kept = clone(self.estimator).set_params(max_epochs=best_epoch).fit(X, y)
+            kept = clone(estimator).set_params(max_epochs=best_epoch).fit(X, y)
 
+        if isinstance(self.estimator, Pipeline):  # predict and score through the fitted steps
+            steps = preprocessing.steps if preprocessing is not None else []
+            kept = Pipeline([*steps, (self.estimator.steps[-1][0], kept)])
         self.estimator_ = kept
         self.best_epoch_ = best_epoch
         self.peak_epoch_ = rule.best_epoch
@@ -257,9 +292,47 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
         self.n_epochs_ = len(curve)
         return self
 
-    def _follow_bound(self, rule, X, y, max_epochs):
+    def _split_pipeline(self):
+        """``(steps before the last, or None; the sklearn_ibvi estimator trained epoch by epoch)``."""
+        if not isinstance(self.estimator, Pipeline):
+            return None, self.estimator
+        name, last = self.estimator.steps[-1]
+        if not isinstance(last, BayesianNetEstimator):
+            raise TypeError(
+                "BoundEarlyStopping trains the last step of a Pipeline epoch by epoch, so that step must "
+                "be an sklearn_ibvi estimator (EntropySGDRegressor, EntropySGDClassifier, IBVI...); "
+                f"the last step {name!r} is {type(last).__name__}."
+            )
+        return (self.estimator[:-1] if len(self.estimator.steps) > 1 else None), last
+
+    @property
+    def _criterion_name(self):
+        return repr(self.criterion_) if isinstance(self.criterion_, str) else type(self.criterion_).__name__
+
+    def _warn_early_peak(self, peak, epochs):
+        if isinstance(self.criterion_, str) and self.criterion_ == "bound":
+            advice = (
+                "The bound is known to peak far earlier than the test-optimal epoch: stop on held-out "
+                "rows instead, criterion='block_prequential' or 'partial_cv', or choose the "
+                "configuration and its epoch with model_selection.BlockPrequentialSearchCV or "
+                "EpochwiseGridSearchCV."
+            )
+        else:
+            advice = (
+                "The held-out log-likelihood fell from the start: the model overfits within an epoch or "
+                "diverges. Try a smaller lr or a larger batch_size, or compare configurations with "
+                "model_selection.EpochwiseGridSearchCV."
+            )
+        warn_at_caller(
+            f"BoundEarlyStopping's criterion {self._criterion_name} peaked at epoch {peak} of the {epochs} "
+            f"it followed (within the first {EARLY_PEAK_FRACTION:.0%}), so the kept model has barely "
+            f"trained. {advice}",
+            EarlyPeakWarning,
+        )
+
+    def _follow_bound(self, estimator, rule, X, y, max_epochs):
         """Train epoch by epoch, reading the bound; the curve and a copy of the best epoch."""
-        estimator, curve, kept = clone(self.estimator), [], None
+        estimator, curve, kept = clone(estimator), [], None
         for _ in range(max_epochs):
             estimator.partial_fit(X, y)
             history = estimator.history_
@@ -273,15 +346,16 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
             stop = rule.update(value)
             if rule.best_epoch == rule.epochs:
                 kept = copy.deepcopy(estimator)
+            self._print_epoch(rule, value)
             if stop:
                 break
         return curve, kept
 
-    def _follow_held_out(self, scheme, rule, X, y, max_epochs):
+    def _follow_held_out(self, estimator, scheme, rule, X, y, max_epochs):
         """Train the split learners in stages of ``patience`` epochs; the criterion curve and
         the runs (whose curves may go up to ``patience - 1`` epochs further)."""
-        learner = untracked_clone(self.estimator).set_params(max_epochs=max_epochs)
-        splits = scheme.held_out_splits(y, classifier=is_classifier(self.estimator))
+        learner = untracked_clone(estimator).set_params(max_epochs=max_epochs)
+        splits = scheme.held_out_splits(y, classifier=is_classifier(estimator))
         runs = [HeldOutRun(learner, train, held_out) for train, held_out in splits]
         stage = self.patience or max_epochs
         curve = []
@@ -290,22 +364,36 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
             runs = [advance(run, X, y, epochs, error_score="raise") for run in runs]
             for value in sum(run.curve for run in runs)[len(curve) :]:
                 curve.append(float(value))
-                if rule.update(value):
+                stop = rule.update(value)
+                self._print_epoch(rule, value)
+                if stop:
                     return curve, runs
         return curve, runs
 
-    def _resolved_criterion(self, y):
+    def _print_decision(self, stopped, best_epoch, peak_epoch):
+        """One line, as skorch's EarlyStopping prints it: why training ended and what is kept."""
+        name = self._criterion_name
+        reason = f"Stopping since {name} has not improved in the last {self.patience} epochs. " if stopped else ""
+        scaled = f" (scaled from the peak at epoch {peak_epoch})" if best_epoch != peak_epoch else ""
+        print(f"{reason}Keeping the model of epoch {best_epoch}{scaled}.")
+
+    def _print_epoch(self, rule, value):
+        if self.verbose >= 2:
+            best = " (best)" if rule.best_epoch == rule.epochs else ""
+            print(f"epoch {rule.epochs}: {self._criterion_name} {value:.6g}{best}")
+
+    def _resolved_criterion(self, estimator, y):
         if not (isinstance(self.criterion, str) and self.criterion == "auto"):
             return self.criterion
         if y is None or _num_samples(y) < MIN_ROWS_FOR_BLOCK_PREQUENTIAL:  # y None: fit reports it
             return "bound"
         try:
-            BlockPrequential().blocks(y, classifier=is_classifier(self.estimator))
+            BlockPrequential().blocks(y, classifier=is_classifier(estimator))
         except ValueError:  # e.g. more classes than rows in the first prefix
             return "bound"
         return "block_prequential"
 
-    def _checked_criterion(self):
+    def _checked_criterion(self, estimator):
         if self.criterion_ == "prequential":
             raise ValueError(
                 "criterion='prequential' is the log-likelihood of the first training pass: it does "
@@ -313,11 +401,11 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
                 "make_bound_scorer('prequential') to rank configurations, and criterion='bound' "
                 "or 'block_prequential' here."
             )
-        if not isinstance(self.estimator, BayesianNetEstimator):
+        if not isinstance(estimator, BayesianNetEstimator):
             raise TypeError(
                 f"BoundEarlyStopping needs an estimator of sklearn_ibvi whose partial_fit records a "
-                f"per-epoch bound (EntropySGDRegressor, EntropySGDClassifier, IBVI...); "
-                f"{type(self.estimator).__name__} has no bound."
+                f"per-epoch bound (EntropySGDRegressor, EntropySGDClassifier, IBVI...), or a Pipeline "
+                f"ending in one; {type(estimator).__name__} has no bound."
             )
         criterion = resolve_criterion(self.criterion_)
         scalable = isinstance(criterion, BlockPrequential) and criterion.n_blocks >= 2

@@ -494,7 +494,8 @@ _REFERENCES_DOC = """
 
 
 class EntropySGDRegressor(BayesianRegressorMixin, _EntropySGDEstimator):
-    __doc__ = f"""MLP regressor trained by SGD from a prior draw, scored by a marginal-likelihood bound.
+    __doc__ = f"""MLP regressor trained by SGD from a prior draw; ``score`` is a lower bound on its log
+    marginal likelihood per training sample.
 
     The weights start at a draw of a Gaussian prior and follow plain SGD on the Gaussian negative
     log-likelihood of standardised targets. The entropy of the implicit posterior is tracked so
@@ -583,7 +584,8 @@ class EntropySGDRegressor(BayesianRegressorMixin, _EntropySGDEstimator):
 
 
 class EntropySGDClassifier(BayesianClassifierMixin, _EntropySGDEstimator):
-    __doc__ = f"""MLP classifier trained by SGD from a prior draw, scored by a marginal-likelihood bound.
+    __doc__ = f"""MLP classifier trained by SGD from a prior draw; ``score`` is a lower bound on its log
+    marginal likelihood per training sample.
 
     The weights start at a draw of a Gaussian prior and follow plain SGD on the categorical
     (softmax) negative log-likelihood. The entropy of the implicit posterior is tracked so that

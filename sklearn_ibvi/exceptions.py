@@ -56,6 +56,21 @@ class InputScaleWarning(UserWarning):
     """
 
 
+class NotABoundWarning(UserWarning):
+    """``score`` was called on rows other than those the estimator was trained on.
+
+    ``score(X, y)`` is a lower bound on the log marginal likelihood of the training rows; on
+    other rows it is not a bound and does not rank models. Score held-out rows with
+    :func:`~sklearn_ibvi.model_selection.log_predictive_scorer` (or ``'neg_log_loss'`` for
+    classifiers); select on the bound with ``scoring=bound_scorer, cv=TrainOnlySplit()``.
+    """
+
+
+class EarlyPeakWarning(UserWarning):
+    """:class:`~sklearn_ibvi.BoundEarlyStopping`'s criterion peaked in the first 5 % of the
+    epochs it followed: the kept model has barely trained, which is rarely the best model."""
+
+
 class TrainingDivergedError(FloatingPointError):
     """The training loss became NaN or infinite; nothing of the failed fit is kept."""
 

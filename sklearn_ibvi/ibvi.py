@@ -486,7 +486,8 @@ _REFERENCES_DOC = """
 
 
 class IBVIRegressor(BayesianRegressorMixin, _IBVIEstimator):
-    __doc__ = f"""Variational MLP regressor regularised by SGD's implicit bias (IBVI).
+    __doc__ = f"""Variational MLP regressor regularised by SGD's implicit bias (IBVI); ``score`` is its ELBO,
+    a lower bound on the log marginal likelihood per training sample.
 
     Gaussian weights, initialised at the prior, are trained by SGD with momentum on the expected
     Gaussian negative log-likelihood of standardised targets, with no KL term. ``predict`` averages
@@ -578,7 +579,8 @@ class IBVIRegressor(BayesianRegressorMixin, _IBVIEstimator):
 
 
 class IBVIClassifier(BayesianClassifierMixin, _IBVIEstimator):
-    __doc__ = f"""Variational MLP classifier regularised by SGD's implicit bias (IBVI).
+    __doc__ = f"""Variational MLP classifier regularised by SGD's implicit bias (IBVI); ``score`` is its ELBO,
+    a lower bound on the log marginal likelihood per training sample.
 
     Gaussian weights, initialised at the prior, are trained by SGD with momentum on the expected
     softmax cross-entropy, with no KL term. ``predict_proba`` is the average of the class

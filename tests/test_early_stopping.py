@@ -1,5 +1,7 @@
 """BoundEarlyStopping: keeps exactly the best epoch, stops by its rule, composes with sklearn."""
 
+import warnings
+
 import numpy as np
 import pytest
 from sklearn.base import clone
@@ -10,7 +12,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklearn_ibvi import BoundEarlyStopping, EntropySGDClassifier, EntropySGDRegressor
+from sklearn_ibvi import BoundEarlyStopping, EarlyPeakWarning, EntropySGDClassifier, EntropySGDRegressor, NotABoundWarning
 from sklearn_ibvi.exceptions import BoundUndefinedError
 from sklearn_ibvi.model_selection import (
     BlockPrequential,
@@ -269,3 +271,61 @@ def test_auto_criterion_is_block_prequential_with_enough_rows_and_the_bound_belo
     assert small.criterion_ == "bound"
     assert small.bound_curve_[small.best_epoch_ - 1] == small.estimator_.bound_
 
+
+
+# -- pipelines, verbose, early peaks ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("criterion", ["bound", "block_prequential"])
+def test_a_pipeline_is_stopped_as_its_last_step_on_the_transformed_rows(criterion):
+    X, y = load_iris(return_X_y=True)  # unscaled: the pipeline's scaler matters
+    wrapped = EntropySGDClassifier(hidden_layer_sizes=(8,), max_epochs=12, batch_size=16, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NotABoundWarning)
+        piped = BoundEarlyStopping(make_pipeline(StandardScaler(), wrapped), criterion=criterion, patience=3).fit(X, y)
+        X_scaled = StandardScaler().fit_transform(X)
+        direct = BoundEarlyStopping(wrapped, criterion=criterion, patience=3).fit(X_scaled, y)
+        assert piped.score(X, y) == direct.score(X_scaled, y)  # the training rows, through the scaler
+    assert piped.best_epoch_ == direct.best_epoch_
+    np.testing.assert_array_equal(piped.bound_curve_, direct.bound_curve_)
+    np.testing.assert_array_equal(piped.predict_proba(X), direct.predict_proba(X_scaled))
+    np.testing.assert_array_equal(piped.predict(X), direct.predict(X_scaled))
+    assert [name for name, _ in piped.estimator_.steps] == ["standardscaler", "entropysgdclassifier"]
+    assert piped.n_features_in_ == 4 and list(piped.classes_) == [0, 1, 2]
+
+
+def test_clear_error_for_a_pipeline_not_ending_in_an_estimator_of_the_package(classification):
+    X, y = classification
+    with pytest.raises(TypeError, match="the last step 'mlpclassifier' is MLPClassifier"):
+        BoundEarlyStopping(make_pipeline(StandardScaler(), MLPClassifier())).fit(X, y)
+
+
+def test_verbose_prints_the_stop_decision_and_every_epoch(regression, capsys):
+    X, y = regression
+    # no improvement can exceed the threshold: the run stops `patience` epochs after the first
+    model = BoundEarlyStopping(small_regressor(), criterion="bound", patience=2, threshold=1e9, verbose=1).fit(X, y)
+    lines = capsys.readouterr().out.splitlines()
+    assert model.n_epochs_ == 3
+    assert lines == [
+        f"Stopping since 'bound' has not improved in the last 2 epochs. Keeping the model of epoch {model.best_epoch_}."
+    ]
+    BoundEarlyStopping(small_regressor(max_epochs=4), criterion="bound", patience=None, verbose=2).fit(X, y)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines[:-1]] == ["epoch 1", "epoch 2", "epoch 3", "epoch 4"]
+    assert lines[-1].startswith("Keeping the model of epoch")
+    BoundEarlyStopping(small_regressor(max_epochs=2), criterion="bound").fit(X, y)
+    assert capsys.readouterr().out == ""
+
+
+def test_warns_when_the_criterion_peaks_in_the_first_epochs(classification):
+    """IBVI's ELBO peaks at its first epoch here (as on breast cancer, where the model kept
+    had 0.73 test accuracy against 0.96): the user is told, and what to use instead."""
+    ibvi = pytest.importorskip("sklearn_ibvi.ibvi")
+    X, y = classification
+    wrapped = ibvi.IBVIClassifier(max_epochs=21, random_state=0)
+    with pytest.warns(EarlyPeakWarning, match="peaked at epoch 1 of the 21.*criterion='block_prequential'"):
+        model = BoundEarlyStopping(wrapped, criterion="bound", patience=20).fit(X, y)
+    assert model.peak_epoch_ == 1 and model.n_epochs_ == 21
+    with warnings.catch_warnings():  # later peaks, and runs too short to judge, are not reported
+        warnings.simplefilter("error", EarlyPeakWarning)
+        BoundEarlyStopping(wrapped, criterion="bound", patience=3).fit(X, y)
