@@ -13,7 +13,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
 from sklearn.base import _fit_context
 from sklearn.pipeline import Pipeline
-from sklearn.utils import get_tags
+from sklearn.utils import get_tags, indexable
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import _num_samples, check_is_fitted
@@ -261,6 +261,7 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
         if preprocessing is not None:  # fitted once on all the rows: every epoch sees the same X
             preprocessing = clone(preprocessing)
             X = preprocessing.fit_transform(X, y)
+        X, y = indexable(X, y)  # held-out criteria take rows by index
         rule = _PatienceRule(self.patience, self.threshold)
         if isinstance(criterion, HeldOutScheme):
             curve, runs = self._follow_held_out(estimator, criterion, rule, X, y, max_epochs)
