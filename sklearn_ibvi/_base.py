@@ -140,7 +140,7 @@ class InputStandardization:
 FINGERPRINT_PROJECTIONS = 3
 
 #: Relative tolerance of two fingerprints of the same rows: float64 sums of float32 values in
-#: another chunking or order, or a preprocessing step that rounds a last bit differently.
+#: another chunking or order, or a preprocessing step whose last bit differs.
 FINGERPRINT_RTOL = 1e-6
 
 
@@ -561,7 +561,7 @@ class BayesianNetEstimator(BaseEstimator):
         super().__setstate__(state)
 
     def __deepcopy__(self, memo):
-        """A deep copy on the same device, without the device-neutral pickling round trip."""
+        """A deep copy on the same device, without the device-neutral pickling and unpickling."""
         copied = type(self).__new__(type(self))
         memo[id(self)] = copied
         copied.__dict__.update(copy.deepcopy(self.__dict__, memo))

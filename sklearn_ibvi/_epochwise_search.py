@@ -236,14 +236,9 @@ class EpochwiseGridSearchCV(_EpochwiseSearch):
 
     Against ``GridSearchCV(cv=5)`` over a list of ``max_epochs``, which fits every candidate
     from scratch for each value, one fit per fold gives every epoch; successive halving then
-    trains most candidates for a fraction of the epochs. Over the 165 confirmation cases of the
-    repeated-splits study (``benchmarks/model_selection/repeated_splits.md``) 5-fold CV with this
-    halving had 0.96× the mean test-NLL regret of full 5-fold CV (95 % interval 0.85–1.04) at
-    0.41× its training compute; :class:`~sklearn_ibvi.model_selection.BlockPrequentialSearchCV`,
-    the forward-chaining search, had 1.06× at 0.19× (the user guide compares them), but 1.3–4.1×
-    from 2000 MNIST rows up, where this search is the one to use. ``cv=PartialKFold()`` (2 of 5
-    shuffled folds) is cheaper and noisier: 0.52×, 2.0× and 1.24× full CV's regret on 2000, 3000
-    and 5000 MNIST rows, 2.0× on 1000 and 1.3× on 300–500 rows.
+    trains most candidates for a fraction of the epochs, at about 0.4 of full cross-validation's
+    training compute with the same choices on the benchmark suite (:ref:`model_selection_guide`).
+    ``cv=PartialKFold()`` (2 of 5 shuffled folds) is cheaper and noisier.
 
     Parameters
     ----------

@@ -53,14 +53,9 @@ class BlockPrequentialSearchCV(_EpochwiseSearch):
     prefixes, trained once each with their bound switched off and scored from inside the fit:
     1.5 at the defaults); successive halving trains most candidates for a fraction of their
     epochs. Add one refit of the winner. 5-fold cross-validation costs 4 fits per candidate and
-    a refit. The defaults (two blocks, two orderings, successive halving) were chosen in the
-    repeated-splits study (``benchmarks/model_selection/repeated_splits.md``) on its
-    exploration splits and then checked on fresh splits and on IBVI; the user guide has the
-    numbers and where the search falls short. In short: about CV's regret below 2000 rows
-    (1.06× over 161 cases of both families), but 1.3–4.1× on 2000–5000 MNIST rows, where
-    :class:`~sklearn_ibvi.model_selection.EpochwiseGridSearchCV` is the better choice. With
-    IBVI below 2000 rows use ``stopping_epoch='peak'``: 0.90× CV's regret at 0.18× its compute
-    on 32 pre-registered small-data cases (the default had 1.29× over the 44 before them).
+    a refit. The defaults are two blocks, two orderings and successive halving; where the search
+    matches cross-validation and where it falls short (larger data, IBVI's stopping epoch) is
+    in the user guide (:ref:`model_selection_guide`).
 
     Parameters
     ----------
@@ -87,15 +82,11 @@ class BlockPrequentialSearchCV(_EpochwiseSearch):
         is a number of SGD steps rather than of epochs (it was on MNIST) a prefix peaks later,
         in epochs, than the fit on all rows. ``'scaled'``: read that from the data — the ``n/2``
         prefixes' peak ``e_half``, times ``clip(e_half / e_quarter, 1/2, 1)`` (kept if the peak
-        does not move as the prefix doubles, halved once more if it halves). In the
-        repeated-splits study (161 cases it was not defined on) 'scaled' had 1.06× 5-fold CV's
-        mean test-NLL regret against 'peak''s 1.12×: 0.010 nats less on 33 MNIST cases of
-        1000–5000 rows (95 % interval 0.005–0.016), 0.001 nats more on 128 cases of 300–500 rows
-        (−0.001–0.003). With IBVI on 300–500 rows the peak did better: 0.95× CV's regret against
-        the scaled epoch's 1.10× over 76 cases (0.90× against 0.92× on the 32 of them it was
-        pre-registered for) — IBVI's prefixes peak at nearly the same epoch, and the clip turns
-        the noise in ``e_half / e_quarter`` into a one-sided cut. Needs ``n_blocks ≥ 2``; with
-        one block it is the peak.
+        does not move as the prefix doubles, halved once more if it halves). ``'scaled'`` helps
+        where the optimum is a number of SGD steps (larger data); with IBVI on small data
+        ``'peak'`` selects better, since its prefixes peak at nearly the same epoch and the
+        clip turns the noise in ``e_half / e_quarter`` into a one-sided cut. Needs
+        ``n_blocks ≥ 2``; with one block it is the peak.
     random_state : int, default=0
         Seeds the row orders; every candidate codes the same blocks.
     tie_break_cv : int, cross-validation generator or None, default=None
@@ -105,15 +96,9 @@ class BlockPrequentialSearchCV(_EpochwiseSearch):
         :class:`~sklearn_ibvi.model_selection.EpochwiseGridSearchCV` with ``cv=tie_break_cv``
         (full curves, no halving) chooses between those two, configuration and epoch (its
         peak). Where the orderings agree nothing changes and nothing more is trained. Needs
-        ``n_orderings ≥ 2``. Pre-registered in the repeated-splits study after exploration on
-        the first 165 cases (0.95× 5-fold CV's mean regret against the default's 1.06×, at a
-        median 0.20× CV's compute; CV called in 39 % of them) and confirmed on 32 new
-        small-data cases with shuffled 5-fold CV (stratified for classifiers): IBVI 1.05×
-        against 1.08×, entropy-SGD 0.41× against 0.44×, at 0.20–0.24×. Off by default: the
-        gain is small, and at 5000 MNIST rows (where forward chaining falls behind CV) it
-        closed only part of the gap on the earlier curves (3.1× against 4.1×). An int ``k``
-        means what the study ran: shuffled ``k``-fold (stratified for classifiers) seeded by
-        ``random_state``; pass a splitter for anything else.
+        ``n_orderings ≥ 2``. Off by default: it helps a little at about a fifth more compute
+        (:ref:`model_selection_guide`). An int ``k`` means shuffled ``k``-fold (stratified for
+        classifiers) seeded by ``random_state``; pass a splitter for anything else.
     refit : bool, default=True
         Refit the chosen candidate on all rows for the chosen number of epochs
         (``best_estimator_``), with its bound tracking as configured.

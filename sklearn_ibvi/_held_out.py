@@ -90,10 +90,9 @@ class BlockPrequential(HeldOutScheme):
     (:meth:`~HeldOutScheme.log_likelihood`).
 
     The defaults (two blocks, two orderings) are those of
-    :class:`~sklearn_ibvi.model_selection.BlockPrequentialSearchCV`: in the repeated-splits study
-    they selected with less regret than three blocks of one ordering (1.14× 5-fold CV's mean
-    test-NLL regret against 1.36× over 165 cases, without successive halving) and stopped
-    closer to the test-optimal epoch, for 1.7× the prefix fits.
+    :class:`~sklearn_ibvi.model_selection.BlockPrequentialSearchCV`: averaging two orderings
+    selects better and stops nearer the test-optimal epoch than three blocks of one, for 1.7×
+    the prefix fits (:ref:`model_selection_guide`).
 
     Parameters
     ----------
@@ -181,10 +180,8 @@ class PartialKFold(HeldOutScheme):
 
     Against forward chaining it trades held-out rows for training rows: the learners see 80 %
     of the data rather than a quarter and a half, so their best epoch is nearer that of the fit
-    on all rows, but only 40 % of the rows are scored. In the repeated-splits study that trade
-    paid on 2000 MNIST rows (0.52× 5-fold CV's mean test-NLL regret over 12 cases at 0.19× its
-    compute, with successive halving) and not on 1000 MNIST rows (2.0×, 8 cases) nor on data
-    sets of 300–500 rows (1.2×, 64 cases), where forward chaining did better.
+    on all rows, but only 40 % of the rows are scored. That trade pays on larger data sets and
+    not on small ones, where forward chaining does better (:ref:`model_selection_guide`).
 
     Parameters
     ----------
@@ -251,4 +248,4 @@ def scaled_stopping_epoch(quarter_curve, half_curve):
     held-out log density summed over the orderings, per epoch.
     """
     quarter, half = (int(np.argmax(np.nan_to_num(c, nan=-np.inf))) + 1 for c in (quarter_curve, half_curve))
-    return int(np.clip(round(half * np.clip(half / quarter, 0.5, 1.0)), 1, len(half_curve)))
+    return int(np.clip(np.rint(half * np.clip(half / quarter, 0.5, 1.0)), 1, len(half_curve)))

@@ -97,13 +97,8 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
         ``partial_fit`` continues training for one epoch and records a per-epoch bound).
     patience : int or None, default=20
         Epochs without an improvement larger than ``threshold`` before stopping. ``None`` never
-        stops early: all ``max_epochs`` epochs run and the best one is kept. 20 since the
-        model-selection study's ninth round (pre-registered): replayed on forward chaining's
-        recorded curves of 216 new entropy-SGD configurations on the small data sets, whose
-        test optimum is late, patience 10 stopped some fits in a plateau — 0.057 nats of test
-        NLL per configuration above the best epoch, against 0.031 with patience 20 (difference
-        −0.027, 95 % interval −0.047 to −0.012). Where the optimum is early (MNIST) the two
-        stop equally well and 20 follows about 10 more epochs.
+        stops early: all ``max_epochs`` epochs run and the best one is kept. Where the test
+        optimum is late, a patience of 10 stopped some fits in a plateau; 20 did not.
     threshold : float, default=0.0
         Minimum improvement, in nats (absolute, on the whole-data criterion), that resets the
         patience count. Absolute because bounds are negative: a relative threshold on a negative
@@ -117,9 +112,8 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
 
         - ``'bound'``: the estimator's bound (history column ``bound``): entropy-SGD's ELBO
           estimate of ``q_t`` (with the control variate the estimator is configured with), IBVI's
-          ELBO. Free. In the model-selection study it peaked at 2–13 % of the test-optimal
-          epoch (median over configurations; IBVI's ELBO 3 %) — a property of the bound, not
-          of this class: it follows the published method, it does not find the best model.
+          ELBO. Free, but it peaks far earlier than the test optimum (:ref:`model_selection_guide`):
+          it follows the published method, it does not find the best model.
         - ``'block_prequential'``: forward chaining, as
           :class:`~sklearn_ibvi.model_selection.BlockPrequentialSearchCV` runs it
           (:class:`~sklearn_ibvi.model_selection.BlockPrequential`: two random orders of the
@@ -129,19 +123,15 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
           epoch count. The prefixes train with their bound switched off (``entropy=None``,
           ``n_bound_samples=0``): 1.5 fits' worth of rows, cheaper than the tracked fit.
           Does not need the bound: works with ``entropy=None``. Pass a ``BlockPrequential`` for
-          other blocks or orders. Over the repeated-splits study's 165 confirmation cases its peak
-          fell at the test-optimal epoch where that is late (median ratio 1.00 on Boston and
-          digits) and past it where it is early: 1.4× on breast cancer (5-fold CV 1.2×, at a
-          similar cost in test NLL), 2.5×, 1.8× and 1.3× on 1000, 2000 and 5000 MNIST rows (CV
-          1.6×, 1.2× and 1.1×). ``stopping_epoch='scaled'`` corrects for the prefixes' size.
+          other blocks or orders. It peaks near the test-optimal epoch where that is late, and
+          past it where it is early (large data); ``stopping_epoch='scaled'`` corrects for the
+          prefixes' size.
         - ``'partial_cv'``: the same on two of five shuffled folds
           (:class:`~sklearn_ibvi.model_selection.PartialKFold`): learners trained on 80 % of
-          the rows score the other 20 % (1.6 fits). It holds rows out like cross-validation.
-          On 2000 and 5000 MNIST rows it stopped nearer the test-optimal epoch than forward
-          chaining (median 1.14× and 1.00× against 1.75× and 1.33×), on 1000 rows no nearer than
-          5-fold CV (1.54× against
-          1.59×). Pass a ``PartialKFold`` for other folds.
-        - ``'auto'``: ``'block_prequential'``, the criterion the study shows stopping best,
+          the rows score the other 20 % (1.6 fits). It holds rows out like cross-validation and
+          stops nearer the test optimum than forward chaining on larger data. Pass a
+          ``PartialKFold`` for other folds.
+        - ``'auto'``: ``'block_prequential'``, the validation-free criterion that stops best,
           when there are at least ``MIN_ROWS_FOR_BLOCK_PREQUENTIAL`` (64) training rows so its
           first prefix has 16 or more (and, for classifiers, room for every class); ``'bound'``
           on smaller data. The choice made is in ``criterion_``.
@@ -153,18 +143,10 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
         with ``n_blocks >= 2`` only): the peak corrected for the prefixes holding ``n/4`` and
         ``n/2`` rows, as :class:`~sklearn_ibvi.model_selection.BlockPrequentialSearchCV` refits
         — the ``n/2`` prefixes' peak ``e_half`` times ``clip(e_half / e_quarter, 1/2, 1)``,
-        read on the epochs followed (``patience=None`` follows them all). Where the test
-        optimum is a number of SGD steps it is nearer: on MNIST (1000, 2000, 5000 rows) median
-        1.26×, 1.03× and 1.00× the test-optimal epoch against the peak's 2.5×, 1.8× and 1.3×,
-        0.002–0.022 nats less test NLL per configuration. Where it is a number of epochs it is
-        noisier: on diabetes 0.04 nats more per configuration. Hence not the default here, where
-        one configuration is stopped; the search, which also chooses, uses it by default.
-        (Scaling the summed curve's peak instead was pre-registered as a default for this class
-        and refuted: 0.011 nats per configuration worse than the peak on new small-data splits.)
-        With a finite ``patience`` both prefixes' peaks are read on the epochs followed; in the
-        replay above (all confirmation cases) this cost the scaled epoch 0.0002 nats per
-        configuration on MNIST and nothing on IBVI at patience 20, against following every
-        epoch.
+        read on the epochs followed (``patience=None`` follows them all). It is nearer the
+        test optimum where that is a number of SGD steps (large data), noisier where it is a
+        number of epochs (small data); hence ``'peak'`` here, where one configuration is
+        stopped (:ref:`model_selection_guide`).
     verbose : int, default=0
         1 prints why training stopped and which epoch is kept; 2 also prints the criterion after
         every epoch.

@@ -25,17 +25,13 @@ Three criteria rank fitted configurations without held-out data. Each is an esti
     :class:`~sklearn_ibvi.BoundEarlyStopping`), averaged over a few random orders. It costs
     ``(1 − 2^{-K})`` of a fit per order: 1.5 fits at the defaults (``K = 2``, two orders).
 
-How well each selects, measured against 5-fold cross-validation on four data sets, is in the
-model-selection studies (``benchmarks/model_selection/results.md`` and
-``repeated_splits.md``, summarised in the user guide page "Selecting models without a
-validation set"). In short: forward chaining is the only one near CV (the bound had 8–57×
-CV's mean test-NLL regret, the one-pass prequential 12×) — hence the default of
-:func:`make_bound_scorer` — and :class:`~sklearn_ibvi.model_selection.BlockPrequentialSearchCV` runs it at the lowest cost:
-it chooses the configuration and the stopping epoch and refits once (1.06× CV's regret at 0.19×
-its compute over 161 confirmation cases: 1.09× on 300–500 rows, 0.49× and 0.38× on 1000 and 1500
-MNIST rows, but 1.3–1.4× on 2000–3000 and 4.1× on 5000).
-:class:`~sklearn_ibvi.model_selection.EpochwiseGridSearchCV` runs 5-fold CV the same way (CV's
-regret at 0.41× its compute), on any folds or on :class:`PartialKFold`: from 2000 rows, use it.
+How well each selects, against 5-fold cross-validation and on which data sizes, is measured in
+the benchmarks and summarised in the user guide (:ref:`model_selection_guide`). In short: forward
+chaining is the only validation-free criterion near cross-validation, hence the default of
+:func:`make_bound_scorer`; :class:`~sklearn_ibvi.model_selection.BlockPrequentialSearchCV` runs it
+at the lowest cost, choosing the configuration and the stopping epoch and refitting once;
+:class:`~sklearn_ibvi.model_selection.EpochwiseGridSearchCV` runs cross-validation the same way,
+every epoch read off one fit per fold, and is the choice on larger data.
 
 Use any criterion with :class:`~sklearn.model_selection.GridSearchCV` and the all-data splitter::
 
@@ -297,11 +293,8 @@ def make_bound_scorer(criterion="block_prequential", *, n_blocks=2, n_orderings=
     ----------
     criterion : {'block_prequential', 'bound', 'prequential', 'partial_cv'} or held-out scheme, default='block_prequential'
         What the scorer returns, in nats per sample (module docstring has the details). The
-        default is the criterion that selected best in the model-selection studies (the first
-        study's mean test-NLL regret with three blocks of one order: 1.4× 5-fold CV's; the
-        bound: 24×, the one-pass prequential: 12×; over 165 repeated-split cases, the default
-        two blocks × two orders: 1.14×, three blocks of one order: 1.36×). To choose stopping
-        epochs too, and for less compute, use
+        default is the validation-free criterion that selects best (:ref:`model_selection_guide`).
+        To choose stopping epochs too, and for less compute, use
         :class:`~sklearn_ibvi.model_selection.BlockPrequentialSearchCV`:
 
         - ``'bound'``: ``estimator.score(X, y)``, the estimator's lower-bound estimate of
@@ -374,13 +367,11 @@ class ScreenedGridSearchCV(BaseSearchCV):
     together — parameters the criterion cannot see (``max_epochs`` for ``'prequential'``) are
     therefore left entirely to cross-validation.
 
-    In the model-selection study (4 data sets, top 3 of 9–18 configurations kept), screening by
-    forward chaining (three blocks of one order) kept CV's choice every time, for 0.58–0.79×
-    CV's compute, and over 165 repeated-split cases had 1.07× CV's mean test-NLL regret at
-    0.61× its compute; screening by the much cheaper ``'prequential'`` (0.18–0.38×) discarded the best
-    regression configurations (it favours wide noise) and had 11× CV's mean regret. The
-    default ``'block_prequential'`` (two blocks × two orders) screens with 1.5 fits per
-    candidate; ``BlockPrequential(3, n_orderings=1)`` is the cheaper screen the studies measured.
+    Screening by forward chaining keeps cross-validation's choice at a fraction of its compute;
+    screening by the cheaper ``'prequential'`` tends to discard the best regression
+    configurations, since it favours wide noise (:ref:`model_selection_guide`). The default
+    ``'block_prequential'`` (two blocks × two orders) screens with 1.5 fits per candidate;
+    ``BlockPrequential(3, n_orderings=1)`` is a cheaper screen.
 
     Parameters
     ----------
