@@ -410,6 +410,7 @@ _SHARED_PARAMETERS_DOC = """
     hidden_layer_sizes : tuple of int, default=(100,)
         Widths of the hidden layers; ``()`` gives a linear model.
     activation : {'relu', 'tanh', 'logistic', 'identity'}, default='relu'
+        Activation of the hidden layers, as in scikit-learn's MLPs.
     prior_scale : float, default=1.0
         The prior is ``N(0, prior_scale² / fan_in)`` on weights and ``N(0, prior_scale²)`` on
         biases; SGD starts from a draw of it.
@@ -424,6 +425,7 @@ _SHARED_PARAMETERS_DOC = """
     batch_size : int or 'auto', default='auto'
         ``'auto'`` is ``min(200, n_samples)``, as in scikit-learn's MLPs.
     max_epochs : int, default=100
+        Passes over the training rows; ``BoundEarlyStopping`` and the searches choose fewer.
     entropy : {'stochastic', 'exact'} or None, default='stochastic'
         How the entropy change ``log|det(I − α H)|`` of each step is tracked: ``'stochastic'``,
         the unbiased one-Hessian-vector-product estimate of its quadratic lower bound (valid while

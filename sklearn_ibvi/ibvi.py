@@ -344,6 +344,7 @@ _SHARED_PARAMETERS_DOC = """
     hidden_layer_sizes : tuple of int, default=(100,)
         Widths of the hidden layers; ``()`` gives a linear model.
     activation : {'relu', 'tanh', 'logistic', 'identity'}, default='relu'
+        Activation of the hidden layers, as in scikit-learn's MLPs.
     covariance : {'diag+lowrank', 'diagonal', 'lowrank'}, default='diag+lowrank'
         Covariance family of each variational layer: ``diag(d²) + SSᵀ``, ``diag(d²)`` or the
         paper's ``SSᵀ`` (``S`` with ``rank`` columns). ``'lowrank'`` with ``rank`` below the
@@ -376,6 +377,7 @@ _SHARED_PARAMETERS_DOC = """
     batch_size : int or 'auto', default=128
         Minibatch size (``'auto'`` is ``min(200, n_samples)``). One weight sample per minibatch.
     max_epochs : int, default=100
+        Passes over the training rows; ``BoundEarlyStopping`` and the searches choose fewer.
     n_predict_samples : int, default=32
         Weight draws averaged by ``predict_proba`` / ``predict``. The draws are fixed per fitted
         model (reproducible predictions, independent of how rows are batched).
