@@ -325,8 +325,9 @@ def test_divergence_raises_and_keeps_the_previous_fit():
     X, y = make_regression(60, 3, noise=5.0, random_state=0)
     model = IBVIRegressor(hidden_layer_sizes=(8,), batch_size=16, max_epochs=5, random_state=0).fit(X, y)
     before = model.predict(X, return_std=True)
-    with pytest.raises(TrainingDivergedError, match="Lower `lr`"):
-        model.set_params(lr=1e6).fit(X, y)
+    # the rate the user set, not a parameter group's μP-multiplied one
+    with pytest.raises(TrainingDivergedError, match=r"Lower `lr` \(currently 3e\+06\)"):
+        model.set_params(lr=3e6).fit(X, y)
     after = model.predict(X, return_std=True)
     np.testing.assert_array_equal(after[0], before[0])
     np.testing.assert_array_equal(after[1], before[1])
