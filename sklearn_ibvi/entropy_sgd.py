@@ -402,9 +402,9 @@ _SHARED_PARAMETERS_DOC = """
         ``entropy_subsampling_se`` (beyond the paper; see the fit-time benchmark).
     grad_threshold : float, default=0.0
         ``g₀ > 0`` gives the paper's entropy-friendly SGD, stepping along ``g − g₀ tanh(g / g₀)``
-        (mean-loss gradient units; for regressors with ``noise_std='auto'``, of half the
-        squared error of standardised targets); its Jacobian ``I − α D H``, ``D = diag(tanh²(g/g₀))``, is
-        tracked exactly as written.
+        (mean-loss gradient units; with ``noise_std='auto'``, of half the squared error of
+        standardised targets); its Jacobian ``I − α D H``, ``D = diag(tanh²(g/g₀))``, is tracked
+        exactly as written.
     n_chains : int, default=1
         Independent SGD runs from independent prior draws, trained together (batched). The bound
         is their mean (``bound_se`` in the history is its standard error) and predictions average
