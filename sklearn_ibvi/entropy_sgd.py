@@ -473,7 +473,8 @@ class EntropySGDRegressor(BayesianRegressorMixin, _EntropySGDEstimator):
     ----------{_SHARED_ATTRIBUTES_DOC}
     noise_std_ : float
         The observation noise in force, in units of ``y``: learned, or ``noise_std · std(y)``.
-        History column ``noise_std`` holds it after every epoch.
+        History column ``noise_std`` holds it after every epoch, and each epoch's ``bound`` is
+        evaluated at that epoch's value.
     target_mean_, target_scale_ : float
         Standardisation of ``y``.
 
