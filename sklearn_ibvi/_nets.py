@@ -54,8 +54,9 @@ class BoundTrackingNet(NeuralNet):
         return gaussian_log_likelihood_of_residuals(squares, n_rows, self.noise_std_, criterion.target_scale)
 
     def record_noise(self):
-        """History column ``noise_std``: the noise in force, in units of ``y`` (NaN for classifiers)."""
-        self.history.record("noise_std", self.noise_std_ * self.criterion_.target_scale)
+        """History column ``noise_std`` of regression nets: the noise in force, in units of ``y``."""
+        if self.criterion_.likelihood == "gaussian":
+            self.history.record("noise_std", self.noise_std_ * self.criterion_.target_scale)
 
     @property
     def _default_callbacks(self):

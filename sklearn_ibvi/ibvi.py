@@ -194,7 +194,8 @@ class IBVINet(BoundTrackingNet):
             parts = dict.fromkeys(columns, float("nan"))
             if self.learn_noise:
                 # Predictions need the noise even where the bound is not tracked: one draw.
-                self.evidence_lower_bound(data.X, data.y, refit_noise=True)
+                log_lik = self.sampled_log_likelihood(data.X, data.y, 1)
+                self.observed_log_likelihood(log_lik, len(data.y), refit_noise=True)
         else:
             parts = self.evidence_lower_bound(data.X, data.y, refit_noise=True)
             if math.isfinite(parts["kl_divergence"]) and not math.isfinite(parts["expected_log_likelihood"]):

@@ -157,3 +157,12 @@ def test_warm_start_refuses_to_switch_between_learned_and_fixed_noise(sine):
         model.fit(X, y)
     model.set_params(noise_std="auto", max_epochs=1).fit(X, y)
     assert model.n_epochs_ == 3
+
+
+def test_ibvi_learns_the_noise_without_tracking_the_bound(sine):
+    """Fits judged on held-out rows skip the bound (n_bound_samples=0) but predict with the noise."""
+    X, y = sine
+    tracked = ibvi(max_epochs=3).fit(X, y)
+    untracked = ibvi(max_epochs=3, n_bound_samples=0).fit(X, y)
+    assert np.all(np.isnan(untracked.bound_curve_))
+    assert untracked.noise_std_ == pytest.approx(tracked.noise_std_, rel=1e-6)  # the same single draw
