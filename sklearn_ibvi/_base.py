@@ -594,11 +594,34 @@ def _standardisation(y):
 
 
 class BayesianRegressorMixin(RegressorMixin):
-    """Gaussian likelihood on standardised targets; ``predict(X, return_std=False)``."""
+    """Gaussian likelihood on standardised targets; ``predict(X, return_std=False)``.
+
+    ``noise_std`` is the observation noise in units of ``std(y)``, or ``'auto'``: learned in
+    ``fit`` as the value that maximises the bound after every epoch (the net's ``noise_std_``).
+    """
 
     _likelihood = "gaussian"
     _n_outputs = 1
     score = BayesianNetEstimator.score
+
+    #: ``σ`` of the training criterion when the noise is learned. The SGD path does not depend on
+    #: it (``lr`` is in half-squared-error units); the bound and predictions use the learned one.
+    _TRAINING_NOISE_STD = 1.0
+
+    def _common_net_params(self, n_samples, likelihood, device):
+        params = super()._common_net_params(n_samples, likelihood, device)
+        learn_noise = isinstance(self.noise_std, str) and self.noise_std == "auto"
+        params["criterion__noise_std"] = self._TRAINING_NOISE_STD if learn_noise else self.noise_std
+        params["learn_noise"] = learn_noise
+        return params
+
+    def _record_fit_summary(self):
+        super()._record_fit_summary()
+        self.noise_std_ = self._noise_std_in_force() * self.target_scale_
+
+    def _noise_std_in_force(self):
+        """``σ`` in standardised units: the fixed ``noise_std`` or the one learned by the net."""
+        return self.net_.noise_std_
 
     def _encode_fit_targets(self, y, reset, classes=None):
         y = _finite_float64_targets(column_or_1d(y, warn=True))
@@ -614,7 +637,7 @@ class BayesianRegressorMixin(RegressorMixin):
 
     def _log_likelihood(self, outputs, y):
         """Per-sample log-likelihood ``(S, n)`` of original-scale targets (Jacobian included)."""
-        return gaussian_log_likelihood(outputs, y, self.noise_std, self.target_scale_)
+        return gaussian_log_likelihood(outputs, y, self._noise_std_in_force(), self.target_scale_)
 
     def predict(self, X, return_std=False):
         """Predictive mean (and standard deviation) of the target.
@@ -623,8 +646,10 @@ class BayesianRegressorMixin(RegressorMixin):
         ----------
         X : array-like of shape (n_samples, n_features)
         return_std : bool, default=False
-            Also return the predictive standard deviation: observation noise ``noise_std`` plus
-            the spread of the posterior samples (chains or weight draws), in target units.
+            Also return the predictive standard deviation, in target units:
+            ``√(noise_std_² + spread²)``, the observation noise (fixed or learned) and the spread
+            of the posterior samples (chains or weight draws). With a single sample (one chain)
+            there is no spread: the standard deviation is ``noise_std_`` on every row.
 
         Returns
         -------
@@ -635,7 +660,7 @@ class BayesianRegressorMixin(RegressorMixin):
         mean = outputs.mean(0)
         y_mean = (mean * self.target_scale_ + self.target_mean_).numpy()
         spread = outputs.var(0, unbiased=False)
-        y_std = (torch.sqrt(spread + self.noise_std**2) * self.target_scale_).numpy()
+        y_std = (torch.sqrt(spread + self._noise_std_in_force() ** 2) * self.target_scale_).numpy()
         if not (np.all(np.isfinite(y_mean)) and np.all(np.isfinite(y_std))):
             raise ValueError(
                 f"The predictions overflow float64 in the units of y (the targets' scale is "

@@ -302,6 +302,10 @@ class EntropySGDNet(BoundTrackingNet):
         log_lik = self.chain_log_likelihood(data.X, data.y)
         if not torch.all(torch.isfinite(log_lik)):
             raise self.diverged("log-likelihood")
+        # Neither the path nor the entropy depends on the noise (α H does not): the bound's
+        # optimum in σ is closed form given this epoch's weights.
+        log_lik = self.observed_log_likelihood(log_lik, len(data.y), refit_noise=True)
+        self.record_noise()
         with torch.no_grad():
             prior_term = log_prior(self.module_.flat(), self.module_.prior_std).cpu()
         history = self.history
@@ -403,6 +407,7 @@ class _EntropySGDEstimator(BayesianNetEstimator):
             )
         device = next(self.net_.module_.parameters()).device
         log_lik = self.net_.chain_log_likelihood(X.to(device), y.to(device))
+        log_lik = self.net_.observed_log_likelihood(log_lik, len(y))
         return float((log_lik + self.net_.chain_bound_offsets()).mean())
 
 
@@ -418,8 +423,8 @@ _SHARED_PARAMETERS_DOC = """
         Learning rate in the units of the *mean* minibatch loss, as in scikit-learn and skorch:
         the cross-entropy for classifiers, half the squared error of standardised targets for
         regressors (so the SGD path does not depend on ``noise_std``). The step on the summed
-        full-data NLL is ``α = lr / n_samples`` (times ``noise_std²`` for regression), the α of
-        the entropy change. The defaults keep ``α λ_max`` inside the bound's validity regime on
+        full-data NLL is ``α = lr / n_samples`` (times ``σ²`` for regression), the α of the
+        entropy change. The defaults keep ``α λ_max`` inside the bound's validity regime on
         standardised inputs (digits, diabetes); the history column ``step_curvature`` shows it.
         Schedules: pass ``skorch.callbacks.LRScheduler`` in ``callbacks``.
     batch_size : int or 'auto', default='auto'
@@ -440,8 +445,9 @@ _SHARED_PARAMETERS_DOC = """
         ``entropy_subsampling_se`` (beyond the paper; see the fit-time benchmark).
     grad_threshold : float, default=0.0
         ``g₀ > 0`` gives the paper's entropy-friendly SGD, stepping along ``g − g₀ tanh(g / g₀)``
-        with ``g`` the gradient in the units of ``lr`` (so for regression the path does not depend
-        on ``noise_std``); its Jacobian ``I − α D H``, ``D = diag(tanh²(g/g₀))``, is tracked exactly.
+        with ``g`` the gradient in the units of ``lr`` (half the squared error of standardised
+        targets for regression, so the path does not depend on the noise level); its Jacobian
+        ``I − α D H``, ``D = diag(tanh²(g/g₀))``, is tracked exactly.
     n_chains : int, default=1
         Independent SGD runs from independent prior draws, trained together (batched). The bound
         is their mean (``bound_se`` in the history is its standard error) and predictions average
@@ -503,15 +509,24 @@ class EntropySGDRegressor(BayesianRegressorMixin, _EntropySGDEstimator):
     log-likelihood of standardised targets. The entropy of the implicit posterior is tracked so
     that ``score`` is an estimate of a lower bound on ``log p(y | X)`` per sample, including every
     normalising constant and the Jacobian of the target standardisation (bounds are comparable
-    across ``noise_std`` and models).
+    across ``noise_std`` and models). ``predict(X, return_std=True)`` combines the observation
+    noise with the spread of the chains' predictions; a single chain (``n_chains=1``, the
+    default) has no spread, so its standard deviation is ``noise_std_`` on every row. Use
+    ``n_chains > 1`` for uncertainty that varies with ``X``.
 
     Parameters
     ----------{_SHARED_PARAMETERS_DOC}
-    noise_std : float, default=0.5
-        Observation noise standard deviation, in units of the standard deviation of ``y``.
+    noise_std : 'auto' or float, default='auto'
+        Observation noise std in units of ``std(y)``. ``'auto'`` learns it after every epoch as
+        the value that maximises the bound (mean squared training residual over chains), so
+        ``score`` bounds the evidence of that σ-optimised model. See :ref:`regression_uncertainty`.
 
     Attributes
     ----------{_SHARED_ATTRIBUTES_DOC}
+    noise_std_ : float
+        The observation noise in force, in units of ``y``: learned, or ``noise_std · std(y)``.
+        History column ``noise_std`` holds it after every epoch, and each epoch's ``bound`` is
+        evaluated at that epoch's value.
     target_mean_, target_scale_ : float
         Standardisation of ``y``.
 
@@ -537,7 +552,7 @@ class EntropySGDRegressor(BayesianRegressorMixin, _EntropySGDEstimator):
 
     _parameter_constraints = {
         **_EntropySGDEstimator._parameter_constraints,
-        "noise_std": [Interval(Real, 0, None, closed="neither")],
+        "noise_std": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
     }
 
     def __init__(
@@ -555,7 +570,7 @@ class EntropySGDRegressor(BayesianRegressorMixin, _EntropySGDEstimator):
         n_chains=1,
         control_variate=True,
         n_power_iterations=1,
-        noise_std=0.5,
+        noise_std="auto",
         callbacks=None,
         device="auto",
         random_state=None,

@@ -7,8 +7,13 @@ standardisation is not comparable across noise levels or models.
 
 import math
 
+import torch
 import torch.nn.functional as F
 from torch import nn
+
+#: Floor of a learned noise variance (standardised units): a net that interpolates its training
+#: targets would otherwise learn σ = 0 and an infinite likelihood.
+MIN_NOISE_VARIANCE = 1e-6
 
 
 def gaussian_log_likelihood(prediction, target, noise_std, target_scale=1.0):
@@ -32,6 +37,37 @@ def gaussian_log_likelihood(prediction, target, noise_std, target_scale=1.0):
     prediction = prediction.squeeze(-1)
     residual = (target - prediction) / noise_std
     return -0.5 * residual * residual - math.log(noise_std * target_scale) - 0.5 * math.log(2 * math.pi)
+
+
+def gaussian_log_likelihood_of_residuals(sum_squared_residuals, n_rows, noise_std, target_scale=1.0):
+    """``Σ_i log N(y_i; m + s f_i, (s σ)²)`` over ``n_rows`` rows, from ``Σ_i r_i²`` (``r = y_s − f``).
+
+    ``sum_squared_residuals`` may be a tensor (one sum per chain or weight draw); ``noise_std`` is
+    in standardised units, as in :func:`gaussian_log_likelihood`.
+    """
+    log_normaliser = n_rows * (math.log(noise_std * target_scale) + 0.5 * math.log(2 * math.pi))
+    return -0.5 * sum_squared_residuals / noise_std**2 - log_normaliser
+
+
+def sum_squared_residuals(log_likelihood, n_rows, noise_std, target_scale=1.0):
+    """``Σ_i r_i²`` recovered from a Gaussian log-likelihood summed over ``n_rows`` rows.
+
+    The inverse of :func:`gaussian_log_likelihood_of_residuals` in its first argument: the
+    likelihood of every ``σ`` follows from one evaluation at any ``σ``.
+    """
+    log_normaliser = n_rows * (math.log(noise_std * target_scale) + 0.5 * math.log(2 * math.pi))
+    return -2.0 * noise_std**2 * (log_likelihood + log_normaliser)
+
+
+def noise_std_maximising_likelihood(sum_squared_residuals, n_rows):
+    """``σ̂ = √(mean_k Σ_i r_ki² / n)``: the ``σ`` maximising ``mean_k Σ_i log N(r_ki; 0, σ²)``.
+
+    ``sum_squared_residuals`` holds one sum per posterior sample ``k`` (a chain, a weight draw).
+    The mean over samples is the Monte-Carlo expected log-likelihood of a variational bound, whose
+    other terms do not depend on ``σ``: ``σ̂`` maximises the bound over the noise (type-II maximum
+    likelihood). It is in standardised units.
+    """
+    return math.sqrt(max(float(torch.as_tensor(sum_squared_residuals).double().mean()) / n_rows, MIN_NOISE_VARIANCE))
 
 
 def categorical_log_likelihood(logits, target):

@@ -132,10 +132,11 @@ def test_regressor_return_std_combines_noise_and_chain_spread(diabetes):
     reg = EntropySGDRegressor(hidden_layer_sizes=(8,), max_epochs=3, n_chains=3, random_state=0).fit(X, y)
     mean, std = reg.predict(X[:10], return_std=True)
     outputs = reg._sample_outputs(reg._validated_input(X[:10])).squeeze(-1).double()
-    expected = torch.sqrt(outputs.var(0, unbiased=False) + reg.noise_std**2) * reg.target_scale_
+    noise = reg.noise_std_ / reg.target_scale_  # learned, in standardised units
+    expected = torch.sqrt(outputs.var(0, unbiased=False) + noise**2) * reg.target_scale_
     np.testing.assert_allclose(std, expected.numpy(), rtol=1e-10)
     np.testing.assert_allclose(mean, reg.predict(X[:10]))
-    assert np.all(std >= reg.noise_std * reg.target_scale_)
+    assert np.all(std >= reg.noise_std_)
 
 
 # -- validity and faults ------------------------------------------------------------------------------

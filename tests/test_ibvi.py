@@ -277,9 +277,10 @@ def test_regressor_predictive_std_adds_the_spread_of_the_draws_to_the_noise():
     mean, std = model.predict(X, return_std=True)
     draws = model._sample_outputs(model._validated_input(X)).squeeze(-1).double().numpy()
     np.testing.assert_allclose(mean, draws.mean(0) * model.target_scale_ + model.target_mean_, rtol=1e-12)
-    expected_std = np.sqrt(draws.var(0) + model.noise_std**2) * model.target_scale_
+    noise = model.noise_std_ / model.target_scale_  # learned, in standardised units
+    expected_std = np.sqrt(draws.var(0) + noise**2) * model.target_scale_
     np.testing.assert_allclose(std, expected_std, rtol=1e-12)
-    assert np.all(std > model.noise_std * model.target_scale_)
+    assert np.all(std > model.noise_std_)
 
 
 # --------------------------------------------------------------------------- reproducibility
