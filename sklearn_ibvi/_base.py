@@ -88,7 +88,7 @@ def _row_chunks(X):
     """``X`` as the estimators read it (float32), in float64 chunks of rows of shape
     ``(rows, n_features)``: a memmap is read, never copied whole."""
     n_features = int(np.prod(X.shape[1:]))
-    rows = _rows_per_chunk(X)
+    rows = max(1, _rows_per_chunk(X) // 2)  # VALIDATION_CHUNK_BYTES of float64
     for start in range(0, len(X), rows):
         chunk = np.asarray(X[start : start + rows], dtype=np.float32)
         yield chunk.astype(np.float64).reshape(-1, n_features)
