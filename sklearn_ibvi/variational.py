@@ -65,12 +65,14 @@ __all__ = [
     "ACTIVATIONS",
     "Gaussian",
     "sample",
+    "sample_float64",
     "covariance_matrix",
     "log_det_covariance",
     "entropy",
     "kl_divergence",
     "init_std",
     "lr_multiplier",
+    "WeightSamples",
     "VariationalLinear",
     "DeterministicLinear",
     "VariationalMLP",
@@ -173,6 +175,26 @@ def sample(q: Gaussian, n_samples: int = 1, generator: torch.Generator | None = 
         w = w + standard_normal(n_samples, q.rank) @ q.cov_factor.T
     if q.cov_diag_scale is not None:
         w = w + standard_normal(n_samples, q.n_params) * q.cov_diag_scale
+    return w
+
+
+def sample_float64(q: Gaussian, n_samples: int, generator: torch.Generator) -> Tensor:
+    """The draws of ``sample(q, n_samples, generator)``, computed in float64 on the CPU, not differentiable.
+
+    The same noise, z then ε from the CPU ``generator``, and the same arithmetic as :func:`sample`
+    on a float64 CPU copy of ``q``, in place: one (n_samples, P) float64 array instead of four.
+    For predictions, which draw many weights once and need no gradient.
+    """
+    with torch.no_grad():
+        q = q.to("cpu", torch.float64)
+        z = torch.randn(n_samples, q.rank, generator=generator, dtype=torch.float64) if q.rank else None
+        if q.cov_diag_scale is None:
+            w = q.mean.expand(n_samples, q.n_params).clone()
+        else:
+            w = torch.randn(n_samples, q.n_params, generator=generator, dtype=torch.float64)
+            w.mul_(q.cov_diag_scale).add_(q.mean)
+        if z is not None:
+            w.addmm_(z, q.cov_factor.T)
     return w
 
 
@@ -449,6 +471,56 @@ def _batched_linear(x: Tensor, weights: Tensor, in_features: int, bias: bool) ->
     return out
 
 
+class WeightSamples(NamedTuple):
+    """S draws of a linear layer's weights, stored for batched products over the draws.
+
+    Attributes
+    ----------
+    weight : Tensor of shape (S, out, in), contiguous
+    bias : Tensor of shape (S, out) or None
+    """
+
+    weight: Tensor
+    bias: Tensor | None = None
+
+    @classmethod
+    def from_matrices(cls, weights: Tensor, in_features: int, bias: bool, dtype=None) -> WeightSamples:
+        """Split (S, out, in [+1]) matrices, bias last, as :meth:`VariationalLinear.sample_weights`
+        draws them (converted to ``dtype`` on the way, when given)."""
+        dtype = weights.dtype if dtype is None else dtype
+        return cls(
+            weights[..., :in_features].to(dtype).contiguous(),
+            weights[..., in_features].to(dtype).contiguous() if bias else None,
+        )
+
+    def to(self, *args, **kwargs) -> WeightSamples:
+        """The same draws with every tensor passed through ``Tensor.to``."""
+        return WeightSamples(*(None if t is None else t.to(*args, **kwargs) for t in self))
+
+
+def _linear_under_samples(x: Tensor, samples: WeightSamples) -> Tensor:
+    """Outputs (S, B, out) of x (B, in), shared by all S draws, or (S, B, in), one row set per draw.
+
+    A shared input is multiplied by all S draws in one GEMM, (B, in) × (in, S·out); a 3-D input
+    in one batched GEMM over the draws. The (S, out, in) weights are read transposed in place:
+    nothing is copied per call, and the bias is added inside the product.
+    """
+    weight, bias = samples
+    n_samples, out_features, in_features = weight.shape
+    if x.dim() == 2:
+        flat = weight.reshape(n_samples * out_features, in_features).T
+        if bias is None:
+            out = x @ flat
+        else:
+            out = torch.addmm(bias.reshape(-1), x, flat)
+        return out.view(len(x), n_samples, out_features).transpose(0, 1)
+    if x.dim() != 3 or x.shape[0] != n_samples:
+        raise ValueError(f"x must have shape (B, in) or ({n_samples}, B, in), got {tuple(x.shape)}.")
+    if bias is None:
+        return torch.bmm(x, weight.transpose(1, 2))
+    return torch.baddbmm(bias[:, None, :], x, weight.transpose(1, 2))
+
+
 class VariationalLinear(nn.Module):
     """Linear layer with Gaussian weights, initialised at (and remembering) its prior.
 
@@ -609,7 +681,13 @@ class VariationalLinear(nn.Module):
         w = sample(self.variational_distribution(), n_samples, generator)
         return w.reshape(n_samples, self.out_features, self.in_features + self.has_bias)
 
-    def forward(self, x: Tensor, n_samples: int | None = None, generator: torch.Generator | None = None) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        n_samples: int | None = None,
+        generator: torch.Generator | None = None,
+        samples: WeightSamples | None = None,
+    ) -> Tensor:
         """Outputs under independent weight samples.
 
         Parameters
@@ -621,11 +699,16 @@ class VariationalLinear(nn.Module):
             S. Defaults to 1 for a 2-D input and to ``x.shape[0]`` for a 3-D one.
         generator : torch.Generator on the CPU, optional
             Where the weight noise comes from (see :func:`sample`).
+        samples : WeightSamples, optional
+            Weights drawn beforehand: nothing is drawn, ``n_samples`` and ``generator`` are
+            ignored (prediction draws once and reuses the draws for every batch of rows).
 
         Returns
         -------
         Tensor of shape (S, B, out_features)
         """
+        if samples is not None:
+            return _linear_under_samples(x, samples)
         if n_samples is None:
             n_samples = x.shape[0] if x.dim() == 3 else 1
         return _batched_linear(x, self.sample_weights(n_samples, generator), self.in_features, self.has_bias)
@@ -780,7 +863,13 @@ class VariationalMLP(nn.Module):
             return i == last
         return i in (0, last)
 
-    def forward(self, x: Tensor, n_samples: int = 1, generator: torch.Generator | None = None) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        n_samples: int = 1,
+        generator: torch.Generator | None = None,
+        samples: list[WeightSamples | None] | None = None,
+    ) -> Tensor:
         """Network outputs under ``n_samples`` independent weight draws.
 
         Deterministic layers before the first variational layer run once on the shared
@@ -797,6 +886,10 @@ class VariationalMLP(nn.Module):
         generator : torch.Generator on the CPU, optional
             Where the weight noise comes from, layer after layer (see :func:`sample`): a seeded
             one gives the same draws on every device. Default: the global RNG of the device.
+        samples : list of WeightSamples or None, optional
+            Weights drawn beforehand, one entry per layer (None for point-estimate layers), e.g.
+            by :meth:`sample_weights`; then nothing is drawn and ``n_samples`` and ``generator``
+            are ignored.
 
         Returns
         -------
@@ -806,13 +899,32 @@ class VariationalMLP(nn.Module):
         sampled = False
         for i, layer in enumerate(self.layers):
             if isinstance(layer, VariationalLinear):
-                h = layer(h, None if sampled else n_samples, generator)
+                if samples is not None:
+                    h = layer(h, samples=samples[i])
+                else:
+                    h = layer(h, None if sampled else n_samples, generator)
                 sampled = True
             else:
                 h = layer(h)
             if i < len(self.layers) - 1:
                 h = self.activation_fn(h)
         return h
+
+    def sample_weights(
+        self, n_samples: int = 1, generator: torch.Generator | None = None
+    ) -> list[WeightSamples | None]:
+        """``n_samples`` draws of every variational layer, for ``forward(x, samples=...)``.
+
+        The draws are those :meth:`forward` makes with the same ``n_samples`` and ``generator``
+        (layer after layer, each as :func:`sample`), in the network's dtype. One entry per layer,
+        None for the point-estimate layers.
+        """
+        return [
+            WeightSamples.from_matrices(layer.sample_weights(n_samples, generator), layer.in_features, layer.has_bias)
+            if isinstance(layer, VariationalLinear)
+            else None
+            for layer in self.layers
+        ]
 
     def forward_mean(self, x: Tensor) -> Tensor:
         """Outputs with every variational layer at its mean, shape (B, n_outputs)."""

@@ -20,7 +20,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from sklearn_ibvi import BoundUndefinedError, IBVIClassifier, IBVIRegressor, TrainingDivergedError
+from sklearn_ibvi import BoundUndefinedError, IBVIClassifier, IBVIRegressor, TrainingDivergedError, _base
 
 
 @pytest.fixture(scope="module")
@@ -252,6 +252,30 @@ def test_pinned_draws_are_the_same_whatever_precision_the_model_runs_in(small_di
     assert not torch.allclose(in_float64[0], in_float64[1])  # four different draws
 
 
+def test_float32_predictions_match_the_float64_network_and_ignore_the_batching(small_digits):
+    """Predictions run the float32 network under weights drawn once per call in float64. They
+    equal the float64 network's with the same pinned draws to float32 rounding, and a row's
+    outputs are bit-identical whatever rows are predicted with it and wherever it stands: every
+    batch has FIXED_BATCH_ROWS rows (the last padded), so no product changes shape."""
+    X, y = small_digits
+    clf = small_classifier(hidden_layer_sizes=(32, 16), n_predict_samples=5).fit(X, y)
+    outputs = clf._sample_outputs(clf._validated_input(X))  # 300 rows: two batches
+    assert outputs.dtype == torch.float64 and outputs.shape == (5, 300, 10)
+    module = clf.net_.module_
+    in_float64 = clf._outputs_in_batches(module, clf._validated_input(X), n_samples=5, seed=clf.net_.sample_seed_)
+    np.testing.assert_allclose(outputs.numpy(), in_float64.numpy(), rtol=1e-5, atol=1e-5)
+    assert next(module.parameters()).dtype == torch.float32  # the float64 reference left it as it was
+    for rows in [slice(0, 1), slice(7, 8), slice(255, 257), slice(3, 9), slice(250, 300), slice(1, 299)]:
+        np.testing.assert_array_equal(clf._sample_outputs(clf._validated_input(X[rows])), outputs[:, rows])
+    order = np.random.RandomState(0).permutation(len(X))
+    np.testing.assert_array_equal(clf._sample_outputs(clf._validated_input(X[order])), outputs[:, order])
+    # The float64 softmax and average of predict_proba then round the last bit by position (SIMD tails).
+    proba = clf.predict_proba(X)
+    np.testing.assert_allclose(clf.predict_proba(X[::-1]), proba[::-1], rtol=1e-12, atol=1e-15)
+    alone = np.vstack([clf.predict_proba(X[i : i + 1]) for i in range(0, 300, 37)])
+    np.testing.assert_allclose(alone, proba[::37], rtol=1e-12, atol=1e-15)
+
+
 def test_point_estimate_layers_before_the_first_variational_layer_run_once(small_digits):
     X, y = small_digits
     clf = small_classifier(hidden_layer_sizes=(12, 8), variational_layers="output", n_predict_samples=5)
@@ -267,7 +291,9 @@ def test_point_estimate_layers_before_the_first_variational_layer_run_once(small
         for hook in hooks:
             hook.remove()
     # Each layer runs once; the deterministic layers on the (n, ·) inputs, the read-out samples.
-    assert calls == [(0, (20, 64), (20, 12)), (1, (20, 12), (20, 8)), (2, (20, 8), (5, 20, 10))]
+    # Predictions run on batches of one fixed shape: the 20 rows padded to FIXED_BATCH_ROWS.
+    n = _base.FIXED_BATCH_ROWS["cpu"]
+    assert calls == [(0, (n, 64), (n, 12)), (1, (n, 12), (n, 8)), (2, (n, 8), (5, n, 10))]
 
 
 def test_regressor_predictive_std_adds_the_spread_of_the_draws_to_the_noise():

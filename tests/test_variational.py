@@ -12,6 +12,7 @@ from sklearn_ibvi.variational import (
     Gaussian,
     VariationalLinear,
     VariationalMLP,
+    WeightSamples,
     covariance_matrix,
     entropy,
     init_std,
@@ -20,6 +21,7 @@ from sklearn_ibvi.variational import (
     lr_multiplier,
     param_groups,
     sample,
+    sample_float64,
 )
 
 FAMILIES = ["lowrank", "diagonal", "diag+lowrank"]
@@ -202,6 +204,29 @@ def test_mlp_runs_each_layer_once_and_shares_the_deterministic_prefix(variationa
     assert seen == input_shapes  # one call per layer, whatever S
     assert out.std(0).min() > 0  # the samples differ
     assert net.forward_mean(torch.randn(5, 4)).shape == (5, 3)
+
+
+@pytest.mark.parametrize("covariance", FAMILIES)
+def test_float64_draws_for_predictions_are_those_of_sample(covariance):
+    layer = _perturbed_layer(covariance)
+    q = layer.variational_distribution()
+    expected = sample(q.to(torch.float64), 9, torch.Generator().manual_seed(3))
+    drawn = sample_float64(q, 9, torch.Generator().manual_seed(3))
+    assert drawn.dtype == torch.float64 and not drawn.requires_grad
+    torch.testing.assert_close(drawn, expected, rtol=1e-15, atol=1e-15)
+
+
+@pytest.mark.parametrize("variational_layers", ["input_output", "output", "all"])
+@pytest.mark.parametrize("bias", [True, False])
+def test_weights_drawn_beforehand_give_the_outputs_of_drawing_in_the_forward(variational_layers, bias):
+    torch.manual_seed(0)
+    net = VariationalMLP(4, 3, (8, 6), variational_layers=variational_layers, rank=2, bias=bias)
+    x = torch.randn(5, 4)
+    out = net(x, n_samples=7, generator=torch.Generator().manual_seed(1))
+    samples = net.sample_weights(7, torch.Generator().manual_seed(1))
+    assert [s is None for s in samples] == [not isinstance(layer, VariationalLinear) for layer in net.layers]
+    assert all(isinstance(s, WeightSamples) and s.weight.is_contiguous() for s in samples if s is not None)
+    torch.testing.assert_close(net(x, samples=samples), out)
 
 
 def test_output_only_network_samples_only_the_read_out():
