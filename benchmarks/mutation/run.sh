@@ -2,7 +2,7 @@
 # Mutation test of the code that computes bounds, entropies, KLs and likelihoods (see README.md).
 #
 #   benchmarks/mutation/run.sh                  # every mutant of FUNCTIONS, the test selection TESTS
-#   benchmarks/mutation/run.sh --baseline       # the same without the replay tests
+#   benchmarks/mutation/run.sh --baseline       # the same without the tests added with it
 #   benchmarks/mutation/run.sh [--baseline] 'sklearn_ibvi.entropy.x_log_prior*' ...
 #                                               # only the mutants matching these name patterns
 #
@@ -20,12 +20,12 @@ TESTS=(
   tests/test_entropy_sgd.py
   tests/test_ibvi.py
 )
-REPLAY_TESTS=(tests/test_bound_replay.py)
+NEW_TESTS=(tests/test_bound_replay.py tests/test_bound_terms.py)  # added with the mutation run
 if [[ "${1:-}" == "--baseline" ]]; then
   shift
   work="$here/work-baseline"
 else
-  TESTS+=("${REPLAY_TESTS[@]}")
+  TESTS+=("${NEW_TESTS[@]}")
   work="$here/work"
 fi
 
