@@ -18,7 +18,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from scipy.stats import multivariate_normal
 from skorch.callbacks import Callback
 
 from sklearn_ibvi import EntropySGDClassifier, EntropySGDRegressor, IBVIRegressor
@@ -304,36 +303,56 @@ def model_targets(model, problem):
     return problem["y"].numpy()
 
 
-def test_stochastic_entropy_is_unbiased_for_the_quadratic_bound_at_the_hessian_before_each_step(regression_data):
-    """E[ΔS] = −α tr H − α² tr H² at θ_t, per step and chain, with minibatches and a ragged batch."""
+@pytest.mark.parametrize("probe_fraction", [1.0, 0.5])
+def test_stochastic_entropy_is_unbiased_for_the_quadratic_bound_at_the_hessian_before_each_step(
+    regression_data, probe_fraction
+):
+    """E[ΔS] = −α tr H − α² tr H² at θ_t, per step and chain, with minibatches and a ragged batch;
+    with a fraction ρ of the steps probed, each change is 0 or the estimate over ρ, and the
+    reported subsampling error is √(Σ (1 − ρ) ΔS²) over the chains."""
     X, y = regression_data
     n_probes, lr = 32, 0.3
     model, recorder = fit_recorded(
-        EntropySGDRegressor, X, y, lr=lr, noise_std=NOISE_STD, entropy="stochastic", n_probes=n_probes
+        EntropySGDRegressor, X, y, lr=lr, noise_std=NOISE_STD, entropy="stochastic", n_probes=n_probes,
+        probe_fraction=probe_fraction,
     )
     problem = dict(kind="regression", sizes=(N_FEATURES, HIDDEN, 1), target_scale=float(y.std()), lr=lr)
     alpha = step_size(problem)
     expected, variance, scaled = np.zeros(EPOCHS), np.zeros(EPOCHS), np.zeros(EPOCHS)
-    tracked = np.zeros(EPOCHS)
+    tracked, subsampling_var = np.zeros(EPOCHS), np.zeros(EPOCHS)
     for step in recorder.steps:
         loss = minibatch_loss(problem, step["X"], step["y"])
         for k in range(CHAINS):
             H = torch.func.hessian(loss)(step["theta"][k])
             M = alpha * H + alpha**2 * H @ H  # the estimate is −rᵀMr for a Rademacher r
-            expected[step["epoch"]:] -= float(torch.trace(M))
+            mean = -float(torch.trace(M))
             # Var(rᵀMr) = 2(‖M‖²_F − Σ M_ii²) for Rademacher r; the estimate averages n_probes of them
-            variance[step["epoch"]:] += 2 * float((M**2).sum() - (torch.diagonal(M) ** 2).sum()) / n_probes
+            probe_var = 2 * float((M**2).sum() - (torch.diagonal(M) ** 2).sum()) / n_probes
+            expected[step["epoch"]:] += mean
+            # a change kept with probability ρ and weighted 1/ρ: E[Δ²] = (Var + mean²) / ρ
+            variance[step["epoch"]:] += (probe_var + mean**2) / probe_fraction - mean**2
             a = alpha * len(step["y"]) / N_SAMPLES
             scaled[step["epoch"]:] -= float(a * torch.trace(H) + a**2 * torch.trace(H @ H))
-            tracked[step["epoch"]:] += float(step["entropy_next"][k] - step["entropy"][k])
+            change = float(step["entropy_next"][k] - step["entropy"][k])
+            tracked[step["epoch"]:] += change
+            subsampling_var[step["epoch"]:] += (1 - probe_fraction) * change**2
     # Chain means of the summed changes, as the history reports them
     expected, scaled, tracked = expected / CHAINS, scaled / CHAINS, tracked / CHAINS
     standard_error = np.sqrt(variance) / CHAINS
-    history_entropy = np.asarray(model.history_[:, "entropy"])
-    np.testing.assert_allclose(history_entropy - prior_entropy(problem["sizes"]), tracked, rtol=0, atol=1e-6)
+    history = model.history_
+    np.testing.assert_allclose(
+        np.asarray(history[:, "entropy"]) - prior_entropy(problem["sizes"]), tracked, rtol=0, atol=1e-6
+    )
     assert np.all(np.abs(tracked - expected) < 5 * standard_error)
-    # and the test has the power to see a step size scaled by the batch fraction
-    assert np.all(np.abs(scaled - expected) > 8 * standard_error)
+    np.testing.assert_allclose(
+        history[:, "entropy_subsampling_se"], np.sqrt(subsampling_var) / CHAINS, rtol=1e-9, atol=1e-12
+    )
+    if probe_fraction == 1:
+        # and the test has the power to see a step size scaled by the batch fraction
+        assert np.all(np.abs(scaled - expected) > 8 * standard_error)
+    else:
+        skipped = [s for s in recorder.steps if bool((s["entropy_next"] == s["entropy"]).any())]
+        assert 0 < len(skipped) < len(recorder.steps)
 
 
 # -- IBVI ---------------------------------------------------------------------------------------
@@ -402,26 +421,28 @@ def test_ibvi_bound_is_the_mean_log_likelihood_of_its_pinned_draws_less_the_dens
     assert model.score(X, y) * N_SAMPLES == pytest.approx(log_liks.mean() - kl, rel=1e-6)
 
 
-def test_ibvi_linear_gaussian_bound_with_pinned_draws_is_below_the_evidence(regression_data):
-    """A linear Gaussian model with q = p: the bound is E_p[log p(y | w)] ≤ log p(y), KL = 0."""
+class LossRecorder(Callback):
+    def initialize(self):
+        self.losses = []
+        return self
+
+    def on_batch_end(self, net, batch=None, training=False, loss=None, **kwargs):
+        if training:
+            self.losses.append((len(net.history) - 1, float(loss), len(batch[1])))
+
+
+def test_ibvi_train_loss_and_prequential_code_are_the_epochs_one_draw_minibatch_losses(regression_data):
+    """Each step's loss is the mean NLL of its minibatch under one draw; the epoch's ``train_loss``
+    is their row-weighted mean and the prequential log-likelihood minus their row-weighted sum."""
     X, y = regression_data
+    recorder = LossRecorder()
     model = IBVIRegressor(
-        hidden_layer_sizes=(), covariance="diagonal", variational_layers="all", noise_std=NOISE_STD,
-        max_epochs=1, lr=1e-12, n_bound_samples=400, random_state=0,
+        hidden_layer_sizes=(HIDDEN,), activation="tanh", noise_std=NOISE_STD, batch_size=BATCH,
+        max_epochs=2, lr=0.05, callbacks=[recorder], random_state=0,
     ).fit(X, y)
-    layer = model.net_.module_.layers[0]
-    Phi = np.hstack([X.astype(np.float64), np.ones((N_SAMPLES, 1))])
-    mean0 = layer.mean_init.double().reshape(-1).numpy()
-    var0 = layer.cov_diag_scale_init.double().numpy() ** 2
-    y_s = (y - y.mean()) / y.std()
-    jacobian = -N_SAMPLES * math.log(y.std())
-    expected_log_lik = jacobian - 0.5 * N_SAMPLES * math.log(2 * math.pi * NOISE_STD**2) - (
-        np.sum((y_s - Phi @ mean0) ** 2) + np.sum(Phi**2 @ var0)
-    ) / (2 * NOISE_STD**2)
-    evidence = jacobian + multivariate_normal.logpdf(
-        y_s, Phi @ mean0, Phi @ np.diag(var0) @ Phi.T + NOISE_STD**2 * np.eye(N_SAMPLES)
-    )
-    row = model.history_[-1]
-    assert row["kl_divergence"] == pytest.approx(0.0, abs=1e-9)
-    assert abs(row["bound"] - expected_log_lik) < 4 * row["bound_se"]
-    assert expected_log_lik < evidence
+    for epoch in range(2):
+        steps = [(loss, rows) for e, loss, rows in recorder.losses if e == epoch]
+        assert [rows for _, rows in steps] == [7, 7, 7, 7, 2]
+        total = sum(loss * rows for loss, rows in steps)
+        assert model.history_[epoch, "train_loss"] == pytest.approx(total / N_SAMPLES, rel=1e-6)
+        assert model.history_[epoch, "prequential_log_likelihood"] == pytest.approx(-total, rel=1e-6)
