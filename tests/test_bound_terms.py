@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from sklearn_ibvi import EntropySGDRegressor, IBVIRegressor, TrainingDivergedError
 from sklearn_ibvi.entropy import stochastic_entropy_change, warp_gradient, warped_stochastic_entropy_change
 from sklearn_ibvi.entropy_sgd import MAX_EXACT_PARAMETERS, EntropySGDNet
 from sklearn_ibvi.likelihoods import NegativeLogLikelihood
@@ -135,3 +136,25 @@ def test_exact_entropy_accepts_networks_up_to_the_parameter_limit_and_refuses_la
     assert exact_net(MAX_EXACT_PARAMETERS - 1).initialize().module_.n_parameters == MAX_EXACT_PARAMETERS
     with pytest.raises(ValueError, match="limited to"):
         exact_net(MAX_EXACT_PARAMETERS).initialize()
+
+
+# -- a bound that is not a number is an error, not a record -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("estimator_class", "params"),
+    [
+        (EntropySGDRegressor, dict(entropy="exact", n_power_iterations=0)),
+        (IBVIRegressor, dict(variational_layers="all", covariance="diagonal")),
+    ],
+)
+def test_weights_that_overflow_on_the_last_step_make_the_fit_fail_at_the_epochs_likelihood(estimator_class, params):
+    """One full-batch step of lr 1e20 leaves the loss of that step finite but the weights near
+    float32's range: the end-of-epoch log-likelihood overflows, and the fit says so."""
+    rng = np.random.default_rng(9)
+    X = rng.normal(size=(30, 2))
+    X = (X - X.mean(0)) / X.std(0)
+    y = X[:, 0] + rng.normal(size=30)
+    model = estimator_class(hidden_layer_sizes=(), lr=1e20, batch_size=30, max_epochs=1, random_state=0, **params)
+    with pytest.raises(TrainingDivergedError, match="The log-likelihood became non-finite"):
+        model.fit(X, y)
