@@ -10,11 +10,13 @@ import math
 import numpy as np
 import pytest
 import torch
+from scipy.special import log_softmax
+from scipy.stats import norm
 
 from sklearn_ibvi import EntropySGDRegressor, IBVIRegressor, TrainingDivergedError
 from sklearn_ibvi.entropy import stochastic_entropy_change, warp_gradient, warped_stochastic_entropy_change
 from sklearn_ibvi.entropy_sgd import MAX_EXACT_PARAMETERS, EntropySGDNet
-from sklearn_ibvi.likelihoods import NegativeLogLikelihood
+from sklearn_ibvi.likelihoods import NegativeLogLikelihood, categorical_log_likelihood, gaussian_log_likelihood
 from sklearn_ibvi.networks import ChainMLP
 from sklearn_ibvi.variational import Gaussian, entropy, kl_divergence, log_det_covariance
 
@@ -158,3 +160,36 @@ def test_weights_that_overflow_on_the_last_step_make_the_fit_fail_at_the_epochs_
     model = estimator_class(hidden_layer_sizes=(), lr=1e20, batch_size=30, max_epochs=1, random_state=0, **params)
     with pytest.raises(TrainingDivergedError, match="The log-likelihood became non-finite"):
         model.fit(X, y)
+
+
+# -- the likelihoods as functions of their own ---------------------------------------------------
+
+
+def test_likelihoods_are_the_normalised_gaussian_and_categorical_log_densities():
+    rng = np.random.default_rng(10)
+    prediction, target = rng.normal(size=(2, 5, 1)), rng.normal(size=5)
+    torch.testing.assert_close(
+        gaussian_log_likelihood(torch.as_tensor(prediction), torch.as_tensor(target), 0.4),
+        torch.as_tensor(norm.logpdf(target, prediction[..., 0], 0.4)),
+        rtol=1e-12, atol=1e-12,
+    )  # target_scale defaults to 1: no Jacobian
+    torch.testing.assert_close(
+        gaussian_log_likelihood(torch.as_tensor(prediction), torch.as_tensor(target), 0.4, target_scale=3.0),
+        torch.as_tensor(norm.logpdf(target, prediction[..., 0], 0.4) - math.log(3.0)),
+        rtol=1e-12, atol=1e-12,
+    )
+    logits, labels = rng.normal(size=(2, 5, 3)), rng.integers(0, 3, size=5)
+    torch.testing.assert_close(
+        categorical_log_likelihood(torch.as_tensor(logits), torch.as_tensor(labels)),
+        torch.as_tensor(log_softmax(logits, axis=-1)[:, np.arange(5), labels]),
+        rtol=1e-12, atol=1e-12,
+    )
+
+
+def test_ibvi_without_a_per_epoch_bound_records_its_columns_as_nan():
+    rng = np.random.default_rng(11)
+    X, y = rng.normal(size=(30, 2)), rng.normal(size=30)
+    model = IBVIRegressor(hidden_layer_sizes=(3,), max_epochs=2, n_bound_samples=0, random_state=0).fit(X, y)
+    for column in ("expected_log_likelihood", "kl_divergence", "bound", "bound_se"):
+        values = model.history_[:, column]
+        assert len(values) == 2 and all(isinstance(v, float) and math.isnan(v) for v in values)
