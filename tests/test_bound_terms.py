@@ -118,6 +118,28 @@ def test_kl_of_lowrank_gaussians_with_full_rank_factors_is_the_dense_kl():
     assert float(kl_divergence(q, p)) == pytest.approx(numpy_kl(mq, Sq @ Sq.T, mp, Sp @ Sp.T), rel=1e-10)
 
 
+def test_rank_one_diag_plus_lowrank_log_det_and_kl_keep_their_factor():
+    rng = np.random.default_rng(12)
+    S, d, m = rng.normal(size=(4, 1)), np.abs(rng.normal(size=4)) + 0.3, rng.normal(size=4)
+    S0, d0 = rng.normal(size=(4, 1)), np.abs(rng.normal(size=4)) + 0.3
+    q = Gaussian(torch.as_tensor(m), torch.as_tensor(S), torch.as_tensor(d))
+    p = Gaussian(torch.zeros(4, dtype=torch.float64), torch.as_tensor(S0), torch.as_tensor(d0))
+    cov_q, cov_p = S @ S.T + np.diag(d**2), S0 @ S0.T + np.diag(d0**2)
+    assert float(log_det_covariance(q)) == pytest.approx(np.linalg.slogdet(cov_q)[1], rel=1e-10)
+    assert float(kl_divergence(q, p)) == pytest.approx(numpy_kl(m, cov_q, np.zeros(4), cov_p), rel=1e-10)
+
+
+def test_singular_ibvi_family_records_no_bound_and_no_standard_error():
+    rng = np.random.default_rng(13)
+    X, y = rng.normal(size=(30, 2)), rng.normal(size=30)
+    model = IBVIRegressor(
+        hidden_layer_sizes=(3,), covariance="lowrank", rank=2, max_epochs=1, n_bound_samples=3, random_state=0
+    ).fit(X, y)
+    row = model.history_[-1]
+    assert row["kl_divergence"] == math.inf
+    assert all(math.isnan(row[column]) for column in ("expected_log_likelihood", "bound", "bound_se"))
+
+
 def test_kl_between_gaussians_of_different_dimensions_is_refused():
     q = Gaussian(torch.zeros(3), cov_diag_scale=torch.ones(3))
     p = Gaussian(torch.zeros(4), cov_diag_scale=torch.ones(4))
