@@ -150,6 +150,7 @@ def fit_recorded(estimator_class, X, y, **params):
     model = estimator_class(
         hidden_layer_sizes=(HIDDEN,), activation="tanh", prior_scale=PRIOR_SCALE, batch_size=BATCH,
         max_epochs=EPOCHS, n_chains=CHAINS, n_power_iterations=0, callbacks=[recorder],
+        standardize_inputs=False,  # the replays are of the network on the inputs given
         random_state=0, **params,
     ).fit(X, y)
     return model, recorder
@@ -190,15 +191,17 @@ def exact_fit(request, regression_data, classification_data):
 def replayed_step(problem, X, y, theta):
     """``θ_{t+1}`` and the step's Jacobian ``I − α D H`` at ``θ_t`` (``D = I`` without warping).
 
-    Entropy-friendly SGD steps along ``g − g₀ tanh(g / g₀)`` (``g`` the gradient of the mean
-    minibatch NLL) and its Jacobian carries ``D = diag(tanh²(g / g₀))``.
+    Entropy-friendly SGD steps along ``g − g₀ tanh(g / g₀)`` with ``g`` the gradient in the units
+    of ``lr`` (half the squared error for regression: σ² times the NLL's gradient), and its
+    Jacobian carries ``D = diag(tanh²(g / g₀))``.
     """
     loss = minibatch_loss(problem, X, y)
     alpha, threshold = step_size(problem), problem["grad_threshold"]
     gradient, hessian = torch.func.grad(loss)(theta), torch.func.hessian(loss)(theta)
     if threshold > 0:
-        direction = gradient - threshold * torch.tanh(gradient / threshold)
-        hessian = torch.diag(torch.tanh(gradient / threshold) ** 2) @ hessian
+        in_lr_units = gradient * alpha / problem["lr"]
+        direction = (in_lr_units - threshold * torch.tanh(in_lr_units / threshold)) * problem["lr"] / alpha
+        hessian = torch.diag(torch.tanh(in_lr_units / threshold) ** 2) @ hessian
     else:
         direction = gradient
     return theta - alpha * direction, torch.eye(len(theta), dtype=torch.float64) - alpha * hessian
@@ -386,6 +389,7 @@ def test_ibvi_bound_is_the_mean_log_likelihood_of_its_pinned_draws_less_the_dens
     X, y = regression_data
     n_draws, rank = max(n_bound_samples, 1), 2
     model = IBVIRegressor(
+        standardize_inputs=False,
         hidden_layer_sizes=(HIDDEN,), activation="tanh", covariance="diag+lowrank", rank=rank,
         variational_layers="all", prior_scale=PRIOR_SCALE, noise_std=NOISE_STD, batch_size=BATCH,
         max_epochs=2, lr=0.05, n_bound_samples=n_bound_samples, random_state=0,
@@ -446,6 +450,7 @@ def test_ibvi_train_loss_and_prequential_code_are_the_epochs_one_draw_minibatch_
     X, y = regression_data
     recorder = LossRecorder()
     model = IBVIRegressor(
+        standardize_inputs=False,
         hidden_layer_sizes=(HIDDEN,), activation="tanh", noise_std=NOISE_STD, batch_size=BATCH,
         max_epochs=2, lr=0.05, callbacks=[recorder], random_state=0,
     ).fit(X, y)
