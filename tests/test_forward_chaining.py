@@ -369,7 +369,7 @@ def test_orderings_guard_lets_cv_choose_only_where_the_orderings_disagree(diabet
     X, y = diabetes
     # The seeds below were picked for whether the orderings agree at this fixed noise.
     estimator = EntropySGDRegressor(
-        hidden_layer_sizes=(8,), max_epochs=6, batch_size=32, entropy=None, noise_std=0.5, random_state=0
+        hidden_layer_sizes=(8,), max_epochs=6, batch_size=32, entropy=None, noise_std=0.5, lr=0.01, random_state=0
     )
     grid, folds = {"prior_scale": [1.0, 1.1]}, KFold(5, shuffle=True, random_state=0)
     common = dict(successive_halving=False, stopping_epoch="peak")
@@ -403,7 +403,7 @@ def test_an_integer_tie_break_cv_means_shuffled_folds_seeded_as_the_search(diabe
     unshuffled folds of ``cv=5``."""
     X, y = diabetes
     estimator = EntropySGDRegressor(
-        hidden_layer_sizes=(8,), max_epochs=6, batch_size=32, entropy=None, noise_std=0.5, random_state=0
+        hidden_layer_sizes=(8,), max_epochs=6, batch_size=32, entropy=None, noise_std=0.5, lr=0.01, random_state=0
     )
     grid = {"prior_scale": [1.0, 1.1]}
     common = dict(successive_halving=False, stopping_epoch="peak", random_state=2)  # orderings disagree (noise 0.5)
