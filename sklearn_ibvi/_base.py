@@ -494,13 +494,7 @@ class BayesianNetEstimator(BaseEstimator):
                 )
                 for i in range(0, len(X), PREDICT_BATCH_SIZE)
             ]
-        outputs = torch.cat(parts, dim=1).cpu()
-        if not torch.all(torch.isfinite(outputs)):
-            raise ValueError(
-                "The network's outputs overflowed (inf or NaN) on these inputs. Scale the inputs "
-                "(e.g. with StandardScaler) to the range the model was trained on."
-            )
-        return outputs
+        return _finite_outputs(torch.cat(parts, dim=1).cpu())
 
     # outputs_in_fixed_batches (module level, below) is the float32 alternative IBVI predicts with.
 
@@ -599,7 +593,11 @@ def outputs_in_fixed_batches(module, X, **forward_kwargs):
             if n_rows < rows_per_batch:
                 batch = torch.nn.functional.pad(batch, (0, 0, 0, rows_per_batch - n_rows))
             parts.append(module(batch, **forward_kwargs)[:, :n_rows].to("cpu", torch.float64))
-    outputs = torch.cat(parts, dim=1)
+    return _finite_outputs(torch.cat(parts, dim=1))
+
+
+def _finite_outputs(outputs):
+    """``outputs``, or the error for inputs on which the network overflowed."""
     if not torch.all(torch.isfinite(outputs)):
         raise ValueError(
             "The network's outputs overflowed (inf or NaN) on these inputs. Scale the inputs "

@@ -73,10 +73,10 @@ class BoundTrackingNet(NeuralNet):
         super().on_train_end(net, **kwargs)
         self._train_batches = None
 
-    def diverged(self, what, hint=""):
+    def diverged(self, what):
         """The error for a NaN/inf ``what`` (``'training loss'``, ``'log-likelihood'``)."""
         # `lr` as the user set it: parameter groups carry per-layer multipliers (μP) on top.
         return TrainingDivergedError(
             f"The {what} became non-finite in epoch {len(self.history)}: SGD diverged. Lower `lr` "
-            f"(currently {self.lr:g}){hint}. The estimator keeps its previous state."
+            f"(currently {self.lr:g}). The estimator keeps its previous state."
         )
