@@ -50,7 +50,7 @@ sys.path.insert(0, str(HERE / "model_selection"))
 import run_study as study  # noqa: E402  (the model-selection study's data and estimators)
 
 from sklearn_ibvi import BoundEarlyStopping, BoundValidityWarning  # noqa: E402
-from sklearn_ibvi._epoch_curves import epochwise_evaluations  # noqa: E402
+from sklearn_ibvi.model_selection._epoch_curves import epochwise_evaluations  # noqa: E402
 from sklearn_ibvi.model_selection import BlockPrequential, predictive_log_likelihood  # noqa: E402
 
 RESULTS = HERE / "results"

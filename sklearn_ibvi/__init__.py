@@ -1,6 +1,6 @@
 """sklearn_ibvi: Bayesian deep learning estimators whose score is a marginal-likelihood bound."""
 
-from .early_stopping import BoundEarlyStopping
+from .model_selection import BoundEarlyStopping
 from .entropy_sgd import EntropySGDClassifier, EntropySGDRegressor
 from .ibvi import IBVIClassifier, IBVIRegressor
 from .exceptions import (

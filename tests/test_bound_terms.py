@@ -14,11 +14,19 @@ from scipy.special import log_softmax
 from scipy.stats import norm
 
 from sklearn_ibvi import EntropySGDRegressor, IBVIRegressor, TrainingDivergedError
-from sklearn_ibvi.entropy import stochastic_entropy_change, warp_gradient, warped_stochastic_entropy_change
-from sklearn_ibvi.entropy_sgd import MAX_EXACT_PARAMETERS, EntropySGDNet
-from sklearn_ibvi.likelihoods import NegativeLogLikelihood, categorical_log_likelihood, gaussian_log_likelihood
-from sklearn_ibvi.networks import ChainMLP
-from sklearn_ibvi.variational import Gaussian, entropy, kl_divergence, log_det_covariance
+from sklearn_ibvi.math.entropy import (
+    stochastic_entropy_change,
+    warp_gradient,
+    warped_stochastic_entropy_change,
+)
+from sklearn_ibvi.entropy_sgd.net import MAX_EXACT_PARAMETERS, EntropySGDNet
+from sklearn_ibvi.math.likelihoods import (
+    NegativeLogLikelihood,
+    categorical_log_likelihood,
+    gaussian_log_likelihood,
+)
+from sklearn_ibvi.networks.mlp import ChainMLP
+from sklearn_ibvi.math.gaussian import Gaussian, entropy, kl_divergence, log_det_covariance
 
 from test_bound_replay import dense_gaussian_kl
 

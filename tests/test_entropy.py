@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from sklearn_ibvi.entropy import (
+from sklearn_ibvi.math.entropy import (
     QUADRATIC_BOUND_MAX_EIGENVALUE,
     dominant_eigenvalue,
     exact_entropy_change,
@@ -17,8 +17,8 @@ from sklearn_ibvi.entropy import (
     warp_gradient,
     warped_stochastic_entropy_change,
 )
-from sklearn_ibvi.likelihoods import NegativeLogLikelihood
-from sklearn_ibvi.networks import ChainMLP
+from sklearn_ibvi.math.likelihoods import NegativeLogLikelihood
+from sklearn_ibvi.networks.mlp import ChainMLP
 
 
 def small_net_hessian(seed=0, activation="tanh"):

@@ -20,11 +20,11 @@ from sklearn_ibvi import (
     EntropySGDRegressor,
     TrainingDivergedError,
 )
-from sklearn_ibvi.entropy import quadratic_entropy_change_bound, stochastic_entropy_change
-from sklearn_ibvi.entropy_sgd import EntropySGDNet, _rademacher_like
-from sklearn_ibvi.likelihoods import NegativeLogLikelihood
+from sklearn_ibvi.math.entropy import quadratic_entropy_change_bound, stochastic_entropy_change
+from sklearn_ibvi.entropy_sgd.net import EntropySGDNet, _rademacher_like
+from sklearn_ibvi.math.likelihoods import NegativeLogLikelihood
 from sklearn_ibvi.model_selection import TrainOnlySplit, bound_scorer
-from sklearn_ibvi.networks import ChainMLP
+from sklearn_ibvi.networks.mlp import ChainMLP
 
 
 @pytest.fixture(scope="module")

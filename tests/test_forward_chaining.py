@@ -14,9 +14,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import PolynomialFeatures, StandardScaler
 
 from sklearn_ibvi import BoundEarlyStopping, EntropySGDClassifier, EntropySGDRegressor, IBVIClassifier, IBVIRegressor
-from sklearn_ibvi._epoch_curves import CALLBACK_NAME, EpochwiseRun, epochwise_evaluations
-from sklearn_ibvi._epoch_curves import without_bound_tracking
-from sklearn_ibvi._held_out import shuffled_folds
+from sklearn_ibvi.model_selection._epoch_curves import CALLBACK_NAME, EpochwiseRun, epochwise_evaluations
+from sklearn_ibvi.model_selection._epoch_curves import without_bound_tracking
+from sklearn_ibvi.model_selection._held_out import shuffled_folds
 from sklearn_ibvi.exceptions import TrainingDivergedError
 from sklearn_ibvi.model_selection import (
     BlockPrequential,
@@ -146,7 +146,7 @@ def test_search_curve_is_the_block_prequential_criterion_epoch_by_epoch(diabetes
     ],
 )
 def test_scaled_stopping_epoch_interpolates_between_epochs_and_steps(peaks, expected):
-    from sklearn_ibvi._held_out import scaled_stopping_epoch
+    from sklearn_ibvi.model_selection._held_out import scaled_stopping_epoch
 
     curves = [-((np.arange(1, 61) - peak) ** 2.0) for peak in peaks]  # peak at epoch `peak`
     assert scaled_stopping_epoch(*curves) == expected

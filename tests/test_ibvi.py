@@ -20,7 +20,8 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from sklearn_ibvi import BoundUndefinedError, IBVIClassifier, IBVIRegressor, TrainingDivergedError, _base
+from sklearn_ibvi import BoundUndefinedError, IBVIClassifier, IBVIRegressor, TrainingDivergedError
+from sklearn_ibvi.core import estimator as _base
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ from sklearn.preprocessing import StandardScaler
 
 import sklearn_ibvi
 from sklearn_ibvi import TrainingDivergedError
-from sklearn_ibvi._base import feature_rms
+from sklearn_ibvi.core.estimator import feature_rms
 
 ESTIMATOR_NAMES = ["EntropySGDRegressor", "EntropySGDClassifier", "IBVIRegressor", "IBVIClassifier"]
 ESTIMATORS = [getattr(sklearn_ibvi, name) for name in ESTIMATOR_NAMES if hasattr(sklearn_ibvi, name)]
@@ -236,7 +236,7 @@ def fitted(cls, n_features=3):
     if cls not in FITTED:
         rng = np.random.RandomState(0)
         X = rng.randn(20, n_features)
-        y = X[:, 0] if issubclass(cls, sklearn_ibvi._base.BayesianRegressorMixin) else np.arange(20) % 3
+        y = X[:, 0] if issubclass(cls, sklearn_ibvi.core.estimator.BayesianRegressorMixin) else np.arange(20) % 3
         FITTED[cls] = tiny(cls).fit(X, y)
     return FITTED[cls]
 
@@ -312,7 +312,7 @@ def cls(request):
 def training_data(cls, n=24, d=3):
     rng = np.random.RandomState(1)
     X = rng.randn(n, d)
-    y = X[:, 0] + 0.1 * rng.randn(n) if issubclass(cls, sklearn_ibvi._base.BayesianRegressorMixin) else np.arange(n) % 2
+    y = X[:, 0] + 0.1 * rng.randn(n) if issubclass(cls, sklearn_ibvi.core.estimator.BayesianRegressorMixin) else np.arange(n) % 2
     return X, y
 
 
@@ -519,7 +519,7 @@ def test_raw_features_fit_as_well_as_a_standardised_pipeline(name, cls_name):
 
 
 def test_feature_rms_reads_a_memmap_in_chunks_as_numpy_computes_it(tmp_path, monkeypatch):
-    monkeypatch.setattr(sklearn_ibvi._base, "VALIDATION_CHUNK_BYTES", 48)  # 3 rows of 4 features a chunk
+    monkeypatch.setattr(sklearn_ibvi.core.estimator, "VALIDATION_CHUNK_BYTES", 48)  # 3 rows of 4 features a chunk
     X = (np.random.RandomState(1).randn(50, 4) * [1, 10, 100, 0.1] + [0, 5, -300, 0]).astype(np.float32)
     memmap = np.memmap(tmp_path / "X.dat", dtype=np.float32, mode="w+", shape=X.shape)
     memmap[:] = X

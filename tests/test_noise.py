@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from sklearn_ibvi import EntropySGDRegressor, IBVIRegressor
-from sklearn_ibvi.likelihoods import (
+from sklearn_ibvi.math.likelihoods import (
     gaussian_log_likelihood,
     gaussian_log_likelihood_of_residuals,
     noise_std_maximising_likelihood,

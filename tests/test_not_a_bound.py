@@ -18,8 +18,8 @@ from sklearn_ibvi import (
     IBVIRegressor,
     NotABoundWarning,
 )
-from sklearn_ibvi import _base
-from sklearn_ibvi._base import rows_fingerprint, same_rows
+from sklearn_ibvi.core import estimator as _base
+from sklearn_ibvi.core.estimator import rows_fingerprint, same_rows
 from sklearn_ibvi.model_selection import TrainOnlySplit, bound_scorer, log_predictive_scorer
 
 ESTIMATORS = [EntropySGDClassifier, EntropySGDRegressor, IBVIClassifier, IBVIRegressor]

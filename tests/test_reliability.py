@@ -28,7 +28,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 import sklearn_ibvi
-from sklearn_ibvi import TrainingDivergedError, _base
+from sklearn_ibvi import TrainingDivergedError
+from sklearn_ibvi.core import estimator as _base
 from sklearn_ibvi.model_selection import log_predictive_scorer
 
 ESTIMATOR_NAMES = ["EntropySGDRegressor", "EntropySGDClassifier", "IBVIRegressor", "IBVIClassifier"]
@@ -182,7 +183,7 @@ def test_an_interrupt_at_the_end_of_an_epoch_stops_training_there_consistently(c
 
 def test_entropy_accumulates_in_float64_so_a_long_run_of_tiny_changes_is_not_lost(monkeypatch):
     """1e-7-nat steps on a 66-nat entropy: float32 would drop most of them, float64 keeps all."""
-    from sklearn_ibvi import entropy_sgd
+    from sklearn_ibvi.entropy_sgd import net as entropy_sgd
 
     changes = []
     estimate = entropy_sgd.stochastic_entropy_change
@@ -518,7 +519,7 @@ def test_ibvi_memory_is_linear_in_the_variational_parameters(covariance):
 
 
 def test_exact_entropy_refuses_too_large_networks_with_a_clear_message_and_keeps_the_fit():
-    from sklearn_ibvi.entropy_sgd import MAX_EXACT_PARAMETERS
+    from sklearn_ibvi.entropy_sgd.net import MAX_EXACT_PARAMETERS
 
     X, y = data_for(sklearn_ibvi.EntropySGDClassifier, d=3)
     estimator = small(sklearn_ibvi.EntropySGDClassifier).fit(X, y)

@@ -7,22 +7,22 @@ import torch
 from torch.distributions import MultivariateNormal
 from torch.distributions import kl_divergence as torch_kl
 
-from sklearn_ibvi.variational import (
+from sklearn_ibvi.networks.variational import (
     DeterministicLinear,
-    Gaussian,
     VariationalLinear,
     VariationalMLP,
     WeightSamples,
+)
+from sklearn_ibvi.math.gaussian import (
+    Gaussian,
     covariance_matrix,
     entropy,
-    init_std,
     kl_divergence,
     log_det_covariance,
-    lr_multiplier,
-    param_groups,
     sample,
     sample_float64,
 )
+from sklearn_ibvi.networks.mup import init_std, lr_multiplier, param_groups
 
 FAMILIES = ["lowrank", "diagonal", "diag+lowrank"]
 

@@ -124,7 +124,7 @@ def fit_ibvi_module_loop(X, y, hidden, epochs, seed):
     Timing only: the arithmetic of the variational network without the estimator (skorch,
     validation, bound pass), to split IBVIClassifier's overhead into its parts.
     """
-    from sklearn_ibvi.ibvi import IBVINetwork
+    from sklearn_ibvi.ibvi.net import IBVINetwork
 
     generator = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng():

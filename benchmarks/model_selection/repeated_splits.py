@@ -55,13 +55,13 @@ sys.path.insert(0, str(HERE))
 import run_study as base  # noqa: E402  (the first study's data, models and Laplace baseline)
 
 import sklearn_ibvi  # noqa: E402
-from sklearn_ibvi._epoch_curves import epochwise_evaluations  # noqa: E402
+from sklearn_ibvi.model_selection._epoch_curves import epochwise_evaluations  # noqa: E402
 from sklearn_ibvi.datasets import load_mnist  # noqa: E402
-from sklearn_ibvi._held_out import scaled_stopping_epoch  # noqa: E402  (the search's own rule)
-from sklearn_ibvi._held_out import shuffled_folds  # noqa: E402  (the folds of the search's guard)
-from sklearn_ibvi._forward_chaining import orderings_agree  # noqa: E402  (the search's own guard)
-from sklearn_ibvi._epoch_curves import without_bound_tracking  # noqa: E402
-from sklearn_ibvi._held_out import classes_first  # noqa: E402
+from sklearn_ibvi.model_selection._held_out import scaled_stopping_epoch  # noqa: E402  (the search's own rule
+from sklearn_ibvi.model_selection._held_out import shuffled_folds  # noqa: E402  (the folds of the search's guard
+from sklearn_ibvi.model_selection._forward_chaining import orderings_agree  # noqa: E402  (the search's own guard
+from sklearn_ibvi.model_selection._epoch_curves import without_bound_tracking  # noqa: E402
+from sklearn_ibvi.model_selection._held_out import classes_first  # noqa: E402
 from sklearn_ibvi.exceptions import BoundValidityWarning  # noqa: E402
 from sklearn_ibvi.model_selection import BlockPrequential  # noqa: E402
 

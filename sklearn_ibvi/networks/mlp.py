@@ -11,11 +11,12 @@ import math
 import torch
 from torch import nn
 
+# Module classes, not functions: a fitted network must pickle.
 ACTIVATIONS = {
-    "relu": torch.relu,
-    "tanh": torch.tanh,
-    "logistic": torch.sigmoid,
-    "identity": lambda h: h,
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "logistic": nn.Sigmoid,
+    "identity": nn.Identity,
 }
 
 
@@ -56,6 +57,7 @@ class ChainMLP(nn.Module):
         super().__init__()
         self.sizes = tuple(sizes)
         self.activation = activation
+        self.activation_fn = ACTIVATIONS[activation]()
         self.n_chains = n_chains
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
@@ -72,7 +74,6 @@ class ChainMLP(nn.Module):
 
     def forward(self, X):
         hidden = X
-        act = ACTIVATIONS[self.activation]
         n_layers = len(self.weights)
         for i, (weight, bias) in enumerate(zip(self.weights, self.biases)):
             if hidden.dim() == 2:
@@ -80,7 +81,7 @@ class ChainMLP(nn.Module):
             else:
                 hidden = torch.baddbmm(bias.unsqueeze(1), hidden, weight.transpose(1, 2))
             if i < n_layers - 1:
-                hidden = act(hidden)
+                hidden = self.activation_fn(hidden)
         return hidden
 
     def flat(self, tensors=None):

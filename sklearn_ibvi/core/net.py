@@ -5,8 +5,8 @@ and the one divergence error.
 from skorch import NeuralNet
 from skorch.callbacks import EpochTimer, PrintLog
 
-from .exceptions import TrainingDivergedError
-from .likelihoods import (
+from ..exceptions import TrainingDivergedError
+from ..math.likelihoods import (
     gaussian_log_likelihood_of_residuals,
     noise_std_maximising_likelihood,
     sum_squared_residuals,
@@ -24,7 +24,7 @@ class BoundTrackingNet(NeuralNet):
     (standardised units). It is the criterion's fixed ``noise_std``, or, with ``learn_noise``,
     refit after every epoch to the value that maximises that epoch's bound (the families' other
     terms do not depend on it). Training steps do not depend on it: ``lr`` is in the units of
-    half the squared error (:attr:`~sklearn_ibvi.likelihoods.NegativeLogLikelihood.step_scale`).
+    half the squared error (:attr:`~sklearn_ibvi.math.likelihoods.NegativeLogLikelihood.step_scale`).
     """
 
     def __init__(self, *args, learn_noise=False, **kwargs):

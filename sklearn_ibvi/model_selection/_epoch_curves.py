@@ -16,7 +16,7 @@ from sklearn.base import clone
 from sklearn.utils import _safe_indexing
 from skorch.callbacks import Callback
 
-from ._base import BayesianNetEstimator
+from ..core.estimator import BayesianNetEstimator
 from ._predictive import predictive_log_likelihood
 
 CALLBACK_NAME = "sklearn_ibvi_epochwise_log_likelihood"

@@ -48,8 +48,8 @@ from sklearn.utils.validation import (
 )
 from skorch.exceptions import DeviceWarning
 
-from ._batches import HostRows, TensorBatches, is_out_of_core
-from ._devices import (
+from .batches import HostRows, TensorBatches, is_out_of_core
+from .devices import (
     resolve_device,
     seeded_torch,
     torch_rng_state,
@@ -59,8 +59,8 @@ from ._devices import (
     deserialized_net,
     moved_net,
 )
-from .exceptions import InputScaleWarning, NotABoundWarning, warn_at_caller
-from .likelihoods import NegativeLogLikelihood, categorical_log_likelihood, gaussian_log_likelihood
+from ..exceptions import InputScaleWarning, NotABoundWarning, warn_at_caller
+from ..math.likelihoods import NegativeLogLikelihood, categorical_log_likelihood, gaussian_log_likelihood
 
 PREDICT_BATCH_SIZE = 4096
 

@@ -18,11 +18,11 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
-from ._base import BayesianNetEstimator
+from ..core.estimator import BayesianNetEstimator
 from ._epoch_curves import HeldOutRun, advance, untracked_clone
-from .exceptions import BoundUndefinedError, EarlyPeakWarning, warn_at_caller
+from ..exceptions import BoundUndefinedError, EarlyPeakWarning, warn_at_caller
 from ._held_out import BlockPrequential, HeldOutScheme
-from .model_selection import CRITERIA, resolve_criterion
+from ._selection import CRITERIA, resolve_criterion
 
 #: Fewer rows than this make the block-prequential prefixes too small: criterion='auto' uses the bound.
 MIN_ROWS_FOR_BLOCK_PREQUENTIAL = 64

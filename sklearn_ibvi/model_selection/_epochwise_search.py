@@ -18,10 +18,16 @@ from sklearn.model_selection._search import BaseSearchCV
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.parallel import Parallel, delayed
 
-from ._epoch_curves import HeldOutRun, advance, final_estimator, final_parameter_prefix, without_bound_tracking
+from ._epoch_curves import (
+    HeldOutRun,
+    advance,
+    final_estimator,
+    final_parameter_prefix,
+    without_bound_tracking,
+)
 from ._held_out import HeldOutScheme
 from ._predictive import log_predictive_scorer
-from .exceptions import warn_at_caller
+from ..exceptions import warn_at_caller
 
 
 def _epochs_parameter(estimator):

@@ -53,28 +53,9 @@ from sklearn.model_selection._search import BaseSearchCV
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import _num_samples
 
-from ._epochwise_search import EpochwiseGridSearchCV
-from ._forward_chaining import BlockPrequentialSearchCV, block_prequential_log_likelihood
 from ._held_out import BlockPrequential, HeldOutScheme, PartialKFold
-from ._predictive import log_predictive_scorer, predictive_log_likelihood
+from ._predictive import log_predictive_scorer
 
-__all__ = [
-    "BlockPrequential",
-    "BlockPrequentialSearchCV",
-    "BoundScorer",
-    "EpochwiseGridSearchCV",
-    "HeldOutScheme",
-    "PartialKFold",
-    "ScreenedGridSearchCV",
-    "TrainOnlySplit",
-    "block_prequential_log_likelihood",
-    "bound_scorer",
-    "log_predictive_scorer",
-    "make_bound_scorer",
-    "predictive_log_likelihood",
-    "prequential_log_evidence",
-    "prequential_log_likelihood",
-]
 
 #: The criteria, by name ('partial_cv' holds rows out, like CV: it is not validation-free).
 CRITERIA = ("bound", "prequential", "block_prequential", "partial_cv")
@@ -275,7 +256,7 @@ def _measures_held_out(estimator, criterion):
     """Whether ``estimator`` is a fitted BoundEarlyStopping that followed this held-out criterion
     (then its ``bound_curve_`` already holds the value: no refit needed). Its resolved
     ``criterion_`` counts, so ``criterion='auto'`` is read as what it chose."""
-    from .early_stopping import BoundEarlyStopping  # noqa: PLC0415 (early_stopping imports this module)
+    from ._early_stopping import BoundEarlyStopping  # noqa: PLC0415 (early_stopping imports this module
 
     followed = getattr(estimator, "criterion_", None)
     return isinstance(estimator, BoundEarlyStopping) and followed is not None and resolve_criterion(followed) == criterion

@@ -1,0 +1,1 @@
+"""The estimator core: the scikit-learn estimator base, input validation, devices and row batches."""

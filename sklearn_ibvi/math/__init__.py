@@ -1,0 +1,1 @@
+"""The mathematics of the bounds: likelihoods, the entropy of SGD, Gaussian families, priors."""

@@ -1,0 +1,1 @@
+"""Networks: the MLP, chains of a module, variational layers and their parametrization."""
