@@ -25,7 +25,8 @@ from sklearn_ibvi.math.likelihoods import (
     categorical_log_likelihood,
     gaussian_log_likelihood,
 )
-from sklearn_ibvi.networks.mlp import ChainMLP
+from sklearn_ibvi.networks.chains import Chains
+from sklearn_ibvi.networks.mlp import MLP
 from sklearn_ibvi.math.gaussian import Gaussian, entropy, kl_divergence, log_det_covariance
 
 from test_bound_replay import dense_gaussian_kl
@@ -157,7 +158,7 @@ def test_kl_between_gaussians_of_different_dimensions_is_refused():
 def test_exact_entropy_accepts_networks_up_to_the_parameter_limit_and_refuses_larger_ones():
     def exact_net(n_inputs):  # a linear model of n_inputs weights and a bias
         return EntropySGDNet(
-            module=ChainMLP, module__sizes=(n_inputs, 1), criterion=NegativeLogLikelihood,
+            module=Chains, module__module=MLP((n_inputs, 1)), criterion=NegativeLogLikelihood,
             optimizer=torch.optim.SGD, lr=0.1, entropy="exact", train_split=None,
         )
 

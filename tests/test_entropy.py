@@ -18,13 +18,14 @@ from sklearn_ibvi.math.entropy import (
     warped_stochastic_entropy_change,
 )
 from sklearn_ibvi.math.likelihoods import NegativeLogLikelihood
-from sklearn_ibvi.networks.mlp import ChainMLP
+from sklearn_ibvi.networks.chains import Chains
+from sklearn_ibvi.networks.mlp import MLP
 
 
 def small_net_hessian(seed=0, activation="tanh"):
     """Exact float64 Hessian of a small MLP's mean minibatch loss (an indefinite matrix)."""
     torch.manual_seed(seed)
-    module = ChainMLP((3, 4, 3), activation=activation).double()
+    module = Chains(MLP((3, 4, 3), activation)).double()
     X = torch.randn(16, 3, dtype=torch.float64)
     y = torch.randint(0, 3, (16,))
     names = [n for n, _ in module.named_parameters()]

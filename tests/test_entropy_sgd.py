@@ -24,7 +24,8 @@ from sklearn_ibvi.math.entropy import quadratic_entropy_change_bound, stochastic
 from sklearn_ibvi.entropy_sgd.net import EntropySGDNet, _rademacher_like
 from sklearn_ibvi.math.likelihoods import NegativeLogLikelihood
 from sklearn_ibvi.model_selection import TrainOnlySplit, bound_scorer
-from sklearn_ibvi.networks.mlp import ChainMLP
+from sklearn_ibvi.networks.chains import Chains
+from sklearn_ibvi.networks.mlp import MLP
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +49,7 @@ def test_training_step_entropy_change_is_unbiased_for_the_quadratic_bound_of_its
     y = torch.randint(0, 3, (32,))
     lr = 0.2
     net = EntropySGDNet(
-        module=ChainMLP, module__sizes=(3, 5, 3), module__activation="tanh", module__n_chains=1,
+        module=Chains, module__module=MLP((3, 5, 3), "tanh"), module__n_chains=1,
         criterion=NegativeLogLikelihood, optimizer=torch.optim.SGD, lr=lr, n_probes=4000,
         n_power_iterations=0, train_split=None,
     ).initialize()
@@ -59,7 +60,7 @@ def test_training_step_entropy_change_is_unbiased_for_the_quadratic_bound_of_its
     estimate = float(net.entropy_ - before)
 
     names = [n for n, _ in net.module_.named_parameters()]
-    module64 = ChainMLP((3, 5, 3), activation="tanh").double()
+    module64 = Chains(MLP((3, 5, 3), "tanh")).double()
 
     def loss(theta):
         tensors = dict(zip(names, net.module_.unflat(theta[None])))
@@ -165,10 +166,11 @@ def _tanh_minibatch_classifier(**params):
     )
 
 
-@pytest.mark.parametrize("seed, lr", [(1, 0.5), (2, 0.4), (1, 0.4), (2, 0.3)])
+@pytest.mark.parametrize("seed, lr", [(1, 0.6), (3, 0.5), (4, 0.5), (5, 0.4), (7, 0.3)])
 def test_validity_monitor_finds_every_runs_largest_step_curvature(small_minibatch_problem, seed, lr):
     """Per-step power-iteration estimates of α λ_max against the dense Hessian's exact eigenvalue
-    at every step of the same path (entropy='exact' reads λ_max off the full Hessian)."""
+    at every step of the same path (entropy='exact' reads λ_max off the full Hessian), on runs
+    whose largest step leaves the validity regime (α λ_max ≥ 0.68)."""
     X, y = small_minibatch_problem
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", BoundValidityWarning)
@@ -176,15 +178,16 @@ def test_validity_monitor_finds_every_runs_largest_step_curvature(small_minibatc
         estimated = _tanh_minibatch_classifier(lr=lr, random_state=seed).fit(X, y)
     true, found = _step_curvatures(exact), _step_curvatures(estimated)
     assert len(true) == len(found) == 3 * 8
+    assert true.max() >= 0.68
     # the exact reference: the largest eigenvalue of the same step's dense Hessian
     assert np.all(found <= true * (1 + 1e-4))  # a Rayleigh quotient never over-estimates
-    assert found.max() >= 0.97 * true.max()
+    assert found.max() >= 0.95 * true.max() and found.max() >= 0.68
     np.testing.assert_allclose(np.asarray(estimated.history_[:, "step_curvature"]), found.reshape(3, 8).max(1))
 
 
-@pytest.mark.parametrize("seed, lr, n_invalid", [(1, 0.5, 1), (2, 0.4, 3)])
+@pytest.mark.parametrize("seed, lr, n_invalid", [(7, 0.3, 1), (1, 0.6, 2)])
 def test_validity_monitor_warns_where_a_single_step_leaves_the_regime(small_minibatch_problem, seed, lr, n_invalid):
-    """Runs whose true α λ_max crosses 0.68 on 1 (resp. 3) of 24 steps, never on an epoch's first
+    """Runs whose true α λ_max crosses 0.68 on 1 (resp. 2) of 24 steps, never on an epoch's first
     step (where a once-per-epoch check looks): the warning names the first such step."""
     X, y = small_minibatch_problem
     with warnings.catch_warnings():
@@ -198,7 +201,7 @@ def test_validity_monitor_warns_where_a_single_step_leaves_the_regime(small_mini
 
 def test_validity_monitor_is_silent_below_the_limit(small_minibatch_problem):
     X, y = small_minibatch_problem
-    clf = _tanh_minibatch_classifier(lr=0.4, random_state=1)
+    clf = _tanh_minibatch_classifier(lr=0.4, random_state=3)
     with warnings.catch_warnings():
         warnings.simplefilter("error", BoundValidityWarning)
         clf.fit(X, y)

@@ -60,6 +60,7 @@ from .devices import (
     moved_net,
 )
 from ..exceptions import InputScaleWarning, NotABoundWarning, warn_at_caller
+from ..networks.module import build_module, check_output_shape
 from ..math.likelihoods import NegativeLogLikelihood, categorical_log_likelihood, gaussian_log_likelihood
 
 PREDICT_BATCH_SIZE = 4096
@@ -250,6 +251,7 @@ class BayesianNetEstimator(BaseEstimator):
     _parameter_constraints = {
         "hidden_layer_sizes": ["array-like"],
         "activation": [StrOptions({"relu", "tanh", "logistic", "identity"})],
+        "module": [None, callable],
         "prior_scale": [Interval(Real, 0, None, closed="neither")],
         "lr": [Interval(Real, 0, None, closed="neither")],
         "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
@@ -272,6 +274,38 @@ class BayesianNetEstimator(BaseEstimator):
     #: Parameter values that switch a family's per-epoch bound off, for fits judged on held-out
     #: rows (forward-chaining prefixes): each family names its own.
     _untracked_params = {}
+
+    # -- the module's own parameters, as skorch's ``module__*`` ------------------------------------
+
+    def _set_module_params(self, params):
+        """Store ``__init__``'s ``module__*`` keyword arguments; refuse any other name."""
+        for name, value in params.items():
+            if not name.startswith("module__"):
+                raise TypeError(f"{type(self).__name__}.__init__() got an unexpected keyword argument {name!r}")
+            setattr(self, name, value)
+
+    def _module_params(self):
+        """The ``module__*`` parameters, without their prefix: the module's constructor arguments."""
+        return {name[len("module__") :]: value for name, value in vars(self).items() if name.startswith("module__")}
+
+    def get_params(self, deep=True):
+        params = super().get_params(deep=deep)
+        params.update({f"module__{name}": value for name, value in self._module_params().items()})
+        return params
+
+    def set_params(self, **params):
+        for name in [name for name in params if name.startswith("module__")]:
+            setattr(self, name, params.pop(name))
+        return super().set_params(**params)
+
+    def _network(self, X):
+        """The untrained network of one posterior sample, checked against the rows ``X``."""
+        module = build_module(
+            self.module, self._module_params(), hidden_layer_sizes(self.hidden_layer_sizes), self.activation,
+            X.shape[1], self._n_outputs,
+        )  # fmt: skip
+        check_output_shape(module, torch.as_tensor(X[:2]), self._n_outputs, self._output_meaning)
+        return module
 
     # -- fitting -------------------------------------------------------------------------------
 
@@ -416,7 +450,7 @@ class BayesianNetEstimator(BaseEstimator):
         else:
             seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
             with seeded_torch(seed, device):
-                net = self._build_net(len(X), X.shape[1], self._n_outputs, self._likelihood, device)
+                net = self._build_net(self._network(X), len(X), self._likelihood, device)
                 net.fit(X, y, epochs=epochs)
                 net.rng_state_ = torch_rng_state(device)
             _check_last_epoch_complete(net)
@@ -640,6 +674,7 @@ class BayesianRegressorMixin(RegressorMixin):
 
     _likelihood = "gaussian"
     _n_outputs = 1
+    _output_meaning = "the predicted mean of the target (standardised)"
     score = BayesianNetEstimator.score
 
     #: ``σ`` of the training criterion when the noise is learned. The SGD path does not depend on
@@ -732,6 +767,10 @@ class BayesianClassifierMixin(ClassifierMixin):
     @property
     def _n_outputs(self):
         return len(self.classes_)
+
+    @property
+    def _output_meaning(self):
+        return f"the logits of the {len(self.classes_)} classes"
 
     def partial_fit(self, X, y, classes=None):
         """Train for one more epoch, continuing the weights and the bound's bookkeeping.

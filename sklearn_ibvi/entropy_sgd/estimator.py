@@ -4,9 +4,9 @@ from numbers import Integral, Real
 
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ..core.estimator import BayesianClassifierMixin, BayesianNetEstimator, BayesianRegressorMixin, hidden_layer_sizes
+from ..core.estimator import BayesianClassifierMixin, BayesianNetEstimator, BayesianRegressorMixin
 from ..exceptions import BoundUndefinedError
-from ..networks.mlp import ChainMLP, layer_sizes
+from ..networks.chains import Chains
 from .net import EntropySGDNet
 
 class _EntropySGDEstimator(BayesianNetEstimator):
@@ -27,14 +27,12 @@ class _EntropySGDEstimator(BayesianNetEstimator):
     #: Parameter values that switch the per-epoch bound off, for fits judged on held-out rows.
     _untracked_params = {"entropy": None}
 
-    def _build_net(self, n_samples, n_features, n_outputs, likelihood, device):
-        hidden = hidden_layer_sizes(self.hidden_layer_sizes)
+    def _build_net(self, module, n_samples, likelihood, device):
         return EntropySGDNet(
-            module=ChainMLP,
-            module__sizes=layer_sizes(n_features, hidden, n_outputs),
-            module__activation=self.activation,
-            module__prior_scale=self.prior_scale,
+            module=Chains,
+            module__module=module,
             module__n_chains=self.n_chains,
+            module__prior_scale=self.prior_scale,
             **self._common_net_params(n_samples, likelihood, device),
             entropy=self.entropy,
             n_probes=self.n_probes,
@@ -209,6 +207,7 @@ class EntropySGDRegressor(BayesianRegressorMixin, _EntropySGDEstimator):
         self,
         hidden_layer_sizes=(100,),
         activation="relu",
+        module=None,
         prior_scale=1.0,
         lr=0.005,
         batch_size="auto",
@@ -227,9 +226,11 @@ class EntropySGDRegressor(BayesianRegressorMixin, _EntropySGDEstimator):
         verbose=0,
         warm_start=False,
         standardize_inputs=True,
+        **module_params,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
+        self.module = module
         self.prior_scale = prior_scale
         self.lr = lr
         self.batch_size = batch_size
@@ -248,6 +249,7 @@ class EntropySGDRegressor(BayesianRegressorMixin, _EntropySGDEstimator):
         self.verbose = verbose
         self.warm_start = warm_start
         self.standardize_inputs = standardize_inputs
+        self._set_module_params(module_params)
 
 
 class EntropySGDClassifier(BayesianClassifierMixin, _EntropySGDEstimator):
@@ -286,6 +288,7 @@ class EntropySGDClassifier(BayesianClassifierMixin, _EntropySGDEstimator):
         self,
         hidden_layer_sizes=(100,),
         activation="relu",
+        module=None,
         prior_scale=1.0,
         lr=0.03,
         batch_size="auto",
@@ -303,9 +306,11 @@ class EntropySGDClassifier(BayesianClassifierMixin, _EntropySGDEstimator):
         verbose=0,
         warm_start=False,
         standardize_inputs=True,
+        **module_params,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
+        self.module = module
         self.prior_scale = prior_scale
         self.lr = lr
         self.batch_size = batch_size
@@ -323,3 +328,4 @@ class EntropySGDClassifier(BayesianClassifierMixin, _EntropySGDEstimator):
         self.verbose = verbose
         self.warm_start = warm_start
         self.standardize_inputs = standardize_inputs
+        self._set_module_params(module_params)

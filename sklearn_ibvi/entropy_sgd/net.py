@@ -227,13 +227,11 @@ class EntropySGDNet(BoundTrackingNet):
     def _chain_hessians(self, X, y):
         """Per-chain float64 Hessians of the mean minibatch loss (chains are independent blocks)."""
         module = self.module_
-        names = [name for name, _ in module.named_parameters()]
         flat = module.flat().detach().double()
         X64 = X.double()
 
         def chain_loss(theta):
-            tensors = dict(zip(names, module.unflat(theta[None])))
-            return self.criterion_(torch.func.functional_call(module, tensors, (X64,)), y).mean()
+            return self.criterion_(module.chain_output(X64, theta)[None], y).mean()
 
         # The Hessian of the sum over chains is block diagonal: one chain's block at a time, vmapped.
         return torch.func.vmap(torch.func.hessian(chain_loss))(flat)

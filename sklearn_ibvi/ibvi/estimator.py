@@ -49,11 +49,13 @@ class _IBVIEstimator(BayesianNetEstimator):
         super()._continue_with_current_schedule(net, n_samples)
         net.n_bound_samples = self.n_bound_samples
 
-    def _build_net(self, n_samples, n_features, n_outputs, likelihood, device):
+    def _build_net(self, module, n_samples, likelihood, device):
+        if self.module is not None:
+            raise NotImplementedError("IBVI on a custom module")
         return IBVINet(
             module=IBVINetwork,
-            module__n_features=n_features,
-            module__n_outputs=n_outputs,
+            module__n_features=module.sizes[0],
+            module__n_outputs=module.sizes[-1],
             module__hidden_layer_sizes=hidden_layer_sizes(self.hidden_layer_sizes),
             module__activation=self.activation,
             module__variational_layers=self.variational_layers,
@@ -301,6 +303,7 @@ class IBVIRegressor(BayesianRegressorMixin, _IBVIEstimator):
         self,
         hidden_layer_sizes=(100,),
         activation="relu",
+        module=None,
         covariance="diag+lowrank",
         rank=10,
         variational_layers="input_output",
@@ -319,9 +322,11 @@ class IBVIRegressor(BayesianRegressorMixin, _IBVIEstimator):
         verbose=0,
         warm_start=False,
         standardize_inputs=True,
+        **module_params,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
+        self.module = module
         self.covariance = covariance
         self.rank = rank
         self.variational_layers = variational_layers
@@ -340,6 +345,7 @@ class IBVIRegressor(BayesianRegressorMixin, _IBVIEstimator):
         self.verbose = verbose
         self.warm_start = warm_start
         self.standardize_inputs = standardize_inputs
+        self._set_module_params(module_params)
 
 
 class IBVIClassifier(BayesianClassifierMixin, _IBVIEstimator):
@@ -388,6 +394,7 @@ class IBVIClassifier(BayesianClassifierMixin, _IBVIEstimator):
         self,
         hidden_layer_sizes=(100,),
         activation="relu",
+        module=None,
         covariance="diag+lowrank",
         rank=10,
         variational_layers="input_output",
@@ -405,9 +412,11 @@ class IBVIClassifier(BayesianClassifierMixin, _IBVIEstimator):
         verbose=0,
         warm_start=False,
         standardize_inputs=True,
+        **module_params,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
+        self.module = module
         self.covariance = covariance
         self.rank = rank
         self.variational_layers = variational_layers
@@ -425,3 +434,4 @@ class IBVIClassifier(BayesianClassifierMixin, _IBVIEstimator):
         self.verbose = verbose
         self.warm_start = warm_start
         self.standardize_inputs = standardize_inputs
+        self._set_module_params(module_params)
