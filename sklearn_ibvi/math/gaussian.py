@@ -15,8 +15,8 @@ a sample being w = μ + S z + d ⊙ ε with z ~ N(0, I_R), ε ~ N(0, I_P). A fam
 variational layer initialises its parameters at the prior and which learning-rate multipliers
 they get, so a new family is one new class registered in :data:`COVARIANCES`.
 
-The diagonal-Gaussian log-density and entropy that the likelihoods and priors of the package
-share are :func:`diagonal_gaussian_log_density` and :func:`diagonal_gaussian_entropy`.
+The Gaussian log-density and entropy the likelihoods and priors of the package share are
+:func:`diagonal_gaussian_log_density` and :func:`entropy_from_log_det`.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ LOG_2PI = math.log(2 * math.pi)
 
 
 # ---------------------------------------------------------------------------
-# Diagonal Gaussians: one log-density, one entropy
+# One log-density, one entropy
 # ---------------------------------------------------------------------------
 
 
@@ -51,9 +51,9 @@ def diagonal_gaussian_log_density(squared_standardized_distance, log_std_sum, di
     return -0.5 * squared_standardized_distance - log_std_sum - 0.5 * dim * LOG_2PI
 
 
-def diagonal_gaussian_entropy(log_std_sum, dim):
-    """H[N(μ, diag(σ²))] = ½ D log(2πe) + Σ_j log σ_j."""
-    return 0.5 * dim * math.log(2 * math.pi * math.e) + log_std_sum
+def entropy_from_log_det(log_det, dim):
+    """H[N(μ, Σ)] = ½ D log(2πe) + ½ log|Σ| (a diagonal Σ gives ½ log|Σ| = Σ_j log σ_j)."""
+    return 0.5 * dim * math.log(2.0 * math.pi * math.e) + 0.5 * log_det
 
 
 # ---------------------------------------------------------------------------
@@ -70,11 +70,6 @@ def _standard_normal(like: Tensor, generator: torch.Generator | None):
         return torch.randn(*shape, generator=generator, dtype=torch.float64).to(like.device, like.dtype)
 
     return draw
-
-
-def entropy_from_log_det(log_det, dim):
-    """H[N(μ, Σ)] = ½ D log(2πe) + ½ log|Σ| (a diagonal Σ gives ½ log|Σ| = Σ_j log σ_j)."""
-    return 0.5 * dim * math.log(2.0 * math.pi * math.e) + 0.5 * log_det
 
 
 def _diag_plus_lowrank_cholesky(cov_diag_scale: Tensor, cov_factor: Tensor | None):
