@@ -3,13 +3,13 @@
 Each covariance family is a subclass of :class:`Gaussian` over a flat vector of ``P``
 parameters, and :data:`COVARIANCES` maps the family names to the classes,
 
-===============  ==============================  =====================  ============================
-name             class                           covariance Σ           parameters
-===============  ==============================  =====================  ============================
-'lowrank'        :class:`LowRankGaussian`        S Sᵀ, S ∈ R^{P×R}      ``cov_factor``
-'diagonal'       :class:`DiagonalGaussian`       diag(d²), d ∈ R^P      ``cov_diag_scale``
-'diag+lowrank'   :class:`DiagPlusLowRankGaussian` diag(d²) + S Sᵀ        ``cov_factor``, ``cov_diag_scale``
-===============  ==============================  =====================  ============================
+===============  =================================  ===================  ==================================
+name             class                              covariance Σ         parameters
+===============  =================================  ===================  ==================================
+'lowrank'        :class:`LowRankGaussian`           S Sᵀ, S ∈ R^{P×R}    ``cov_factor``
+'diagonal'       :class:`DiagonalGaussian`          diag(d²), d ∈ R^P    ``cov_diag_scale``
+'diag+lowrank'   :class:`DiagPlusLowRankGaussian`   diag(d²) + S Sᵀ      ``cov_factor``, ``cov_diag_scale``
+===============  =================================  ===================  ==================================
 
 a sample being w = μ + S z + d ⊙ ε with z ~ N(0, I_R), ε ~ N(0, I_P). A family also says how a
 variational layer initialises its parameters at the prior and which learning-rate multipliers
@@ -224,7 +224,11 @@ class Gaussian:
 
     @classmethod
     def parameter_shapes(cls, n_params: int, rank: int) -> dict[str, tuple[int, ...]]:
-        """Shape of each covariance parameter over P = ``n_params`` parameters."""
+        """Shape of each covariance parameter over P = ``n_params`` parameters.
+
+        Covers ``cov_factor`` (P, R) and ``cov_diag_scale`` (P,); a family with other
+        parameters overrides it.
+        """
         shapes = {"cov_factor": (n_params, rank), "cov_diag_scale": (n_params,)}
         return {name: shapes[name] for name in cls.parts}
 

@@ -18,7 +18,8 @@ as the weight of a constant input feature. With s the parametrization's init std
 * 'lowrank': Σ₀ = S₀S₀ᵀ with S₀ entries ~ N(0, σ²/R), so E[Σ₀] = σ² I;
 * 'diag+lowrank': d₀ = σ/√2 and S₀ entries ~ N(0, σ²/(2R)), so E[Σ₀] = σ² I.
 
-So in every family a parameter's prior variance is σ² (on average over S₀).
+So in every family a parameter's prior variance is σ² (on average over S₀); each family's
+``initialise_at_prior`` (:mod:`sklearn_ibvi.math.gaussian`) draws its Σ₀.
 
 References
 ----------
