@@ -14,22 +14,19 @@ from sklearn_ibvi.networks.variational import (
     WeightSamples,
 )
 from sklearn_ibvi.math.gaussian import (
-    Gaussian,
-    covariance_matrix,
-    entropy,
-    kl_divergence,
-    log_det_covariance,
-    sample,
-    sample_float64,
+    COVARIANCES,
+    DiagonalGaussian,
+    DiagPlusLowRankGaussian,
+    LowRankGaussian,
 )
 from sklearn_ibvi.networks.mup import init_std, lr_multiplier, param_groups
 
-FAMILIES = ["lowrank", "diagonal", "diag+lowrank"]
+FAMILIES = list(COVARIANCES)
 
 
 def _dense(g):
     g = g.to(torch.float64)
-    return MultivariateNormal(g.mean, covariance_matrix(g))
+    return MultivariateNormal(g.mean, g.covariance_matrix())
 
 
 def _perturbed_layer(covariance, seed=0, in_features=4, out_features=3, rank=2):
@@ -48,6 +45,55 @@ def _perturbed_layer(covariance, seed=0, in_features=4, out_features=3, rank=2):
 # --------------------------------------------------------------------------- KL, log-det
 
 
+def _random_gaussian(family, seed, n_params=5, rank=7):
+    """A float64 Gaussian of ``family`` with every parameter drawn N(0, 1); R > P keeps Σ regular."""
+    generator = torch.Generator().manual_seed(seed)
+    draw = lambda *shape: torch.randn(*shape, generator=generator, dtype=torch.float64)  # noqa: E731
+    parts = {name: draw(*shape) for name, shape in family.parameter_shapes(n_params, rank).items()}
+    return family(draw(n_params), **parts)
+
+
+@pytest.mark.parametrize("family", list(COVARIANCES.values()), ids=list(COVARIANCES))
+def test_every_registered_family_agrees_with_its_dense_covariance(family):
+    """One check per registered family: samples, log-determinant, entropy and KL against the dense Σ."""
+    q, p = _random_gaussian(family, 0), _random_gaussian(family, 1)
+    assert q.family in COVARIANCES and COVARIANCES[q.family] is family
+    cov = q.covariance_matrix()
+    assert cov.shape == (q.n_params, q.n_params) and q.to(torch.float32).mean.dtype == torch.float32
+
+    n = 40_000
+    w = q.sample(n, torch.Generator().manual_seed(2))
+    var = cov.diagonal()
+    centred = w - q.mean
+    cov_se = ((var[:, None] * var[None, :] + cov**2) / n).sqrt()
+    assert ((w.mean(0) - q.mean).abs() / (var / n).sqrt()).max() < 5
+    assert ((centred.T @ centred / n - cov).abs() / cov_se).max() < 5
+    torch.testing.assert_close(q.sample_float64(9, torch.Generator().manual_seed(3)),
+                               q.sample(9, torch.Generator().manual_seed(3)), rtol=1e-15, atol=1e-15)  # fmt: skip
+
+    torch.testing.assert_close(q.log_det(), torch.logdet(cov), rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(q.entropy(), _dense(q).entropy(), rtol=1e-10, atol=1e-10)
+    for a, b in [(q, p), (p, q)]:
+        kl = a.kl_to(b)
+        assert kl.dtype == torch.float64 and kl.item() > 0.1
+        torch.testing.assert_close(kl, torch_kl(_dense(a), _dense(b)), rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(q.kl_to(q), torch.zeros((), dtype=torch.float64), rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("covariance", FAMILIES)
+def test_every_registered_family_initialises_a_layer_at_prior_variance_sigma_squared(covariance):
+    """E[Σ₀] = σ² I: the mean prior variance over many layers' parameters is σ², and each
+    covariance parameter of the family is a layer parameter with a learning-rate multiplier."""
+    torch.manual_seed(0)
+    layer = VariationalLinear(30, 20, covariance=covariance, rank=5, prior_scale=0.5)
+    family = COVARIANCES[covariance]
+    assert set(layer.lr_multipliers) == {"mean", *family.parts}
+    assert {name for name, _ in layer.named_parameters()} == {"mean", *family.parts}
+    var = layer.prior().covariance_matrix().diagonal()
+    torch.testing.assert_close(var.mean().item(), layer.prior_std**2, rtol=0.1, atol=0)
+
+
+
 @pytest.mark.parametrize("covariance", ["diagonal", "diag+lowrank"])
 def test_layer_kl_equals_dense_multivariate_normal_kl(covariance):
     layer = _perturbed_layer(covariance)
@@ -62,10 +108,10 @@ def test_layer_kl_equals_dense_multivariate_normal_kl(covariance):
 def test_woodbury_kl_equals_dense_kl_for_unequal_ranks_and_scales():
     torch.manual_seed(1)
     n_params = 9
-    q = Gaussian(torch.randn(n_params), torch.randn(n_params, 3), torch.rand(n_params) + 0.1)
-    p = Gaussian(torch.randn(n_params), 0.5 * torch.randn(n_params, 2), 2 * torch.rand(n_params) + 0.2)
+    q = DiagPlusLowRankGaussian(torch.randn(n_params), torch.randn(n_params, 3), torch.rand(n_params) + 0.1)
+    p = DiagPlusLowRankGaussian(torch.randn(n_params), 0.5 * torch.randn(n_params, 2), 2 * torch.rand(n_params) + 0.2)
     for a, b in [(q, p), (p, q)]:
-        torch.testing.assert_close(kl_divergence(a, b), torch_kl(_dense(a), _dense(b)), rtol=1e-10, atol=1e-10)
+        torch.testing.assert_close(a.kl_to(b), torch_kl(_dense(a), _dense(b)), rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("covariance", FAMILIES)
@@ -78,19 +124,19 @@ def test_kl_to_prior_is_zero_at_initialisation(covariance):
 def test_singular_lowrank_kl_is_infinite_and_full_rank_lowrank_is_exact():
     layer = _perturbed_layer("lowrank", rank=2)  # R = 2 < P = 15: singular
     assert layer.kl_divergence().item() == math.inf
-    assert log_det_covariance(layer.variational_distribution()).item() == -math.inf
+    assert layer.variational_distribution().log_det().item() == -math.inf
     # R >= P: Σ = S Sᵀ is non-singular, and the KL is the ordinary one.
     torch.manual_seed(2)
-    q = Gaussian(torch.randn(4), torch.randn(4, 6))
-    p = Gaussian(torch.randn(4), torch.randn(4, 5))
-    torch.testing.assert_close(kl_divergence(q, p), torch_kl(_dense(q), _dense(p)), rtol=1e-10, atol=1e-10)
+    q = LowRankGaussian(torch.randn(4), torch.randn(4, 6))
+    p = LowRankGaussian(torch.randn(4), torch.randn(4, 5))
+    torch.testing.assert_close(q.kl_to(p), torch_kl(_dense(q), _dense(p)), rtol=1e-10, atol=1e-10)
 
 
 def test_kl_between_different_families_is_refused():
-    q = Gaussian(torch.zeros(3), cov_diag_scale=torch.ones(3))
-    p = Gaussian(torch.zeros(3), torch.ones(3, 1), torch.ones(3))
+    q = DiagonalGaussian(torch.zeros(3), torch.ones(3))
+    p = DiagPlusLowRankGaussian(torch.zeros(3), torch.ones(3, 1), torch.ones(3))
     with pytest.raises(ValueError, match="one family"):
-        kl_divergence(q, p)
+        q.kl_to(p)
 
 
 @pytest.mark.parametrize("covariance", ["diagonal", "diag+lowrank"])
@@ -98,8 +144,8 @@ def test_log_det_and_entropy_equal_dense_reference(covariance):
     q = _perturbed_layer(covariance).variational_distribution()
     dense = _dense(q)
     expected_log_det = torch.logdet(dense.covariance_matrix)
-    torch.testing.assert_close(log_det_covariance(q), expected_log_det, rtol=1e-10, atol=1e-10)
-    torch.testing.assert_close(entropy(q), dense.entropy(), rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(q.log_det(), expected_log_det, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(q.entropy(), dense.entropy(), rtol=1e-10, atol=1e-10)
 
 
 # --------------------------------------------------------------------------- sampling
@@ -114,7 +160,7 @@ def test_samples_have_the_stated_mean_and_covariance(covariance):
     with torch.no_grad():
         w = layer.sample_weights(n).reshape(n, -1).double()
     mean = q.mean.detach().double()
-    cov = covariance_matrix(q).detach().double()
+    cov = q.covariance_matrix().detach().double()
     var = cov.diagonal()
     # Monte-Carlo standard errors of the sample mean and covariance (Gaussian fourth moments).
     mean_se = (var / n).sqrt()
@@ -131,7 +177,7 @@ def test_samples_drawn_in_one_batch_are_independent():
     torch.manual_seed(4)
     with torch.no_grad():
         w = layer.sample_weights(n).reshape(n, -1).double()
-    var = covariance_matrix(layer.variational_distribution()).detach().double().diagonal()
+    var = layer.variational_distribution().covariance_matrix().detach().double().diagonal()
     even, odd = w[0::2] - w[0::2].mean(0), w[1::2] - w[1::2].mean(0)
     cross = even.T @ odd / (n // 2)  # Cov(w_s, w_{s+1}): zero for independent draws
     se = (var[:, None] * var[None, :] / (n // 2)).sqrt()
@@ -142,9 +188,9 @@ def test_samples_drawn_in_one_batch_are_independent():
 
 
 def test_sampling_is_reparametrized_so_gradients_reach_every_covariance_part():
-    q = Gaussian(*(torch.ones(*shape, requires_grad=True) for shape in [(3,), (3, 2), (3,)]))
+    q = DiagPlusLowRankGaussian(*(torch.ones(*shape, requires_grad=True) for shape in [(3,), (3, 2), (3,)]))
     torch.manual_seed(0)
-    w = sample(q, 4)
+    w = q.sample(4)
     w.square().sum().backward()
     torch.manual_seed(0)  # d‖w‖²/dS = 2 Σ_s w_s z_sᵀ with the same z
     z = torch.randn(4, 2)
@@ -210,8 +256,8 @@ def test_mlp_runs_each_layer_once_and_shares_the_deterministic_prefix(variationa
 def test_float64_draws_for_predictions_are_those_of_sample(covariance):
     layer = _perturbed_layer(covariance)
     q = layer.variational_distribution()
-    expected = sample(q.to(torch.float64), 9, torch.Generator().manual_seed(3))
-    drawn = sample_float64(q, 9, torch.Generator().manual_seed(3))
+    expected = q.to(torch.float64).sample(9, torch.Generator().manual_seed(3))
+    drawn = q.sample_float64(9, torch.Generator().manual_seed(3))
     assert drawn.dtype == torch.float64 and not drawn.requires_grad
     torch.testing.assert_close(drawn, expected, rtol=1e-15, atol=1e-15)
 

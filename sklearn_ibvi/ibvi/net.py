@@ -25,7 +25,6 @@ from sklearn.exceptions import ConvergenceWarning
 from ..core.estimator import PREDICT_BATCH_SIZE
 from ..core.net import BoundTrackingNet
 from ..exceptions import warn_at_caller
-from ..math.gaussian import sample_float64
 from ..networks.variational import VariationalLinear, VariationalMLP, WeightSamples
 
 #: Epochs before a fit no better than a constant prediction is reported as collapsed.
@@ -42,7 +41,7 @@ class IBVINetwork(VariationalMLP):
 
     ``forward(x, n_samples, seed)`` with a seed draws the same weights on every call, whatever the
     rows of ``x`` and whatever the device: the noise comes from a CPU generator of that seed (see
-    :func:`~sklearn_ibvi.math.gaussian.sample`), so predictions and the bound do not depend on how
+    :meth:`~sklearn_ibvi.math.gaussian.Gaussian.sample`), so predictions and the bound do not depend on how
     the rows are batched nor on where the model runs, and the global RNG is left untouched.
     Without a seed (training) the global RNG of the device draws, on the device.
     """
@@ -66,7 +65,7 @@ class IBVINetwork(VariationalMLP):
                 if not isinstance(layer, VariationalLinear):
                     samples.append(None)
                     continue
-                weights = sample_float64(layer.variational_distribution(), n_samples, generator)
+                weights = layer.variational_distribution().sample_float64(n_samples, generator)
                 weights = weights.reshape(n_samples, layer.out_features, -1)
                 samples.append(
                     WeightSamples.from_matrices(weights, layer.in_features, layer.has_bias, reference.dtype).to(

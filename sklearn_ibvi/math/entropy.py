@@ -16,9 +16,9 @@ This module holds the estimators of that change as small pure functions:
   condition ``α λ_max(H) < 0.68``.
 """
 
-import math
-
 import torch
+
+from .gaussian import diagonal_gaussian_log_density, entropy_from_log_det
 
 #: The quadratic bound ``log(1 − a) ≥ −a − a²`` holds for every eigenvalue ``a ≤ 0.6838``
 #: (the positive root of ``log(1 − a) + a + a² = 0``); we check against 0.68.
@@ -39,7 +39,7 @@ def gaussian_entropy(std):
         In nats.
     """
     std = torch.as_tensor(std, dtype=torch.float64)
-    return float(0.5 * std.numel() * math.log(2 * math.pi * math.e) + torch.log(std).sum())
+    return float(entropy_from_log_det(2.0 * torch.log(std).sum(), std.numel()))
 
 
 def log_prior(theta, std):
@@ -58,11 +58,7 @@ def log_prior(theta, std):
     """
     theta = theta.double()
     std = std.double()
-    return (
-        -0.5 * ((theta / std) ** 2).sum(-1)
-        - torch.log(std).sum()
-        - 0.5 * std.numel() * math.log(2 * math.pi)
-    )
+    return diagonal_gaussian_log_density(((theta / std) ** 2).sum(-1), torch.log(std).sum(), std.numel())
 
 
 def exact_entropy_change(hessian, step_size):

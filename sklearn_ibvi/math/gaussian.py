@@ -1,140 +1,75 @@
 """Gaussian families over a flat parameter vector: sampling, log-determinant, entropy and KL.
 
-:class:`Gaussian` and the pure functions :func:`sample`, :func:`covariance_matrix`,
-:func:`log_det_covariance`, :func:`entropy` and :func:`kl_divergence` cover the three
-covariance families over a flat vector of ``P`` parameters,
+Each covariance family is a subclass of :class:`Gaussian` over a flat vector of ``P``
+parameters, and :data:`COVARIANCES` maps the family names to the classes,
 
-===============  ===============================  =====================
-family           covariance Σ                     parameters
-===============  ===============================  =====================
-'lowrank'        S Sᵀ, S ∈ R^{P×R}                 ``cov_factor``
-'diagonal'       diag(d²), d ∈ R^P                 ``cov_diag_scale``
-'diag+lowrank'   diag(d²) + S Sᵀ                   both
-===============  ===============================  =====================
+===============  =================================  ===================  ==================================
+name             class                              covariance Σ         parameters
+===============  =================================  ===================  ==================================
+'lowrank'        :class:`LowRankGaussian`           S Sᵀ, S ∈ R^{P×R}    ``cov_factor``
+'diagonal'       :class:`DiagonalGaussian`          diag(d²), d ∈ R^P    ``cov_diag_scale``
+'diag+lowrank'   :class:`DiagPlusLowRankGaussian`   diag(d²) + S Sᵀ      ``cov_factor``, ``cov_diag_scale``
+===============  =================================  ===================  ==================================
 
-a sample being w = μ + S z + d ⊙ ε with z ~ N(0, I_R), ε ~ N(0, I_P).
+a sample being w = μ + S z + d ⊙ ε with z ~ N(0, I_R), ε ~ N(0, I_P). A family also says how a
+variational layer initialises its parameters at the prior and which learning-rate multipliers
+they get, so a new family is one new class registered in :data:`COVARIANCES`.
+
+The Gaussian log-density and entropy the likelihoods and priors of the package share are
+:func:`diagonal_gaussian_log_density` and :func:`entropy_from_log_det`.
 """
 
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 
-COVARIANCES = ("lowrank", "diagonal", "diag+lowrank")
+#: log 2π, the normalising constant of a standard normal per dimension.
+LOG_2PI = math.log(2 * math.pi)
 
 
 # ---------------------------------------------------------------------------
-# Gaussians over a flat parameter vector
+# One log-density, one entropy
 # ---------------------------------------------------------------------------
 
 
-class Gaussian(NamedTuple):
-    """Gaussian N(mean, diag(cov_diag_scale²) + cov_factor cov_factorᵀ) over P parameters.
-
-    The family is given by which covariance parts are present (see :attr:`family`).
+def diagonal_gaussian_log_density(squared_standardized_distance, log_std_sum, dim):
+    """log N(x; μ, diag(σ²)) = −½ Σ_j z_j² − Σ_j log σ_j − ½ D log 2π,  z = (x − μ) / σ.
 
     Parameters
     ----------
-    mean : Tensor of shape (P,)
-    cov_factor : Tensor of shape (P, R) or None
-        Low-rank factor S.
-    cov_diag_scale : Tensor of shape (P,) or None
-        Diagonal scale d; the variance is d², so the sign of d is irrelevant.
+    squared_standardized_distance : Tensor or float
+        Σ_j z_j² (or z² elementwise, with ``dim=1``).
+    log_std_sum : Tensor or float
+        Σ_j log σ_j.
+    dim : int
+        D, the number of coordinates summed.
     """
-
-    mean: Tensor
-    cov_factor: Tensor | None = None
-    cov_diag_scale: Tensor | None = None
-
-    @property
-    def family(self) -> str:
-        """'lowrank', 'diagonal' or 'diag+lowrank'."""
-        if self.cov_factor is not None and self.cov_diag_scale is not None:
-            return "diag+lowrank"
-        if self.cov_factor is not None:
-            return "lowrank"
-        if self.cov_diag_scale is not None:
-            return "diagonal"
-        raise ValueError("A Gaussian needs a cov_factor, a cov_diag_scale or both.")
-
-    @property
-    def n_params(self) -> int:
-        """P, the dimension."""
-        return self.mean.shape[0]
-
-    @property
-    def rank(self) -> int:
-        """R, the number of columns of the low-rank factor (0 without one)."""
-        return 0 if self.cov_factor is None else self.cov_factor.shape[1]
-
-    def to(self, *args, **kwargs) -> Gaussian:
-        """The same distribution with every tensor passed through ``Tensor.to``."""
-        return Gaussian(*(None if t is None else t.to(*args, **kwargs) for t in self))
+    return -0.5 * squared_standardized_distance - log_std_sum - 0.5 * dim * LOG_2PI
 
 
-def sample(q: Gaussian, n_samples: int = 1, generator: torch.Generator | None = None) -> Tensor:
-    """Draw w = μ + S z + d ⊙ ε, reparametrized (differentiable in μ, S, d).
+def entropy_from_log_det(log_det, dim):
+    """H[N(μ, Σ)] = ½ D log(2πe) + ½ log|Σ| (a diagonal Σ gives ½ log|Σ| = Σ_j log σ_j)."""
+    return 0.5 * dim * math.log(2.0 * math.pi * math.e) + 0.5 * log_det
 
-    Parameters
-    ----------
-    q : Gaussian
-    n_samples : int
-        Number of independent draws.
-    generator : torch.Generator on the CPU, optional
-        Draw the noise from it, in float64 on the CPU, then cast and move it to ``q``'s dtype and
-        device: a seeded generator gives the same weights on every device (to ``q``'s precision).
-        Without it the global RNG of ``q``'s device draws, in ``q``'s dtype, on the device.
 
-    Returns
-    -------
-    Tensor of shape (n_samples, P)
-        z is drawn first, then ε.
-    """
+# ---------------------------------------------------------------------------
+# Equations shared by the families
+# ---------------------------------------------------------------------------
 
-    def standard_normal(*shape):
+
+def _standard_normal(like: Tensor, generator: torch.Generator | None):
+    """N(0, I) noise in ``like``'s dtype and device; from a CPU ``generator`` in float64, then cast."""
+
+    def draw(*shape):
         if generator is None:
-            return torch.randn(*shape, dtype=q.mean.dtype, device=q.mean.device)
-        return torch.randn(*shape, generator=generator, dtype=torch.float64).to(q.mean.device, q.mean.dtype)
+            return torch.randn(*shape, dtype=like.dtype, device=like.device)
+        return torch.randn(*shape, generator=generator, dtype=torch.float64).to(like.device, like.dtype)
 
-    w = q.mean.expand(n_samples, q.n_params)
-    if q.cov_factor is not None:
-        w = w + standard_normal(n_samples, q.rank) @ q.cov_factor.T
-    if q.cov_diag_scale is not None:
-        w = w + standard_normal(n_samples, q.n_params) * q.cov_diag_scale
-    return w
-
-
-def sample_float64(q: Gaussian, n_samples: int, generator: torch.Generator) -> Tensor:
-    """The draws of ``sample(q, n_samples, generator)``, computed in float64 on the CPU, not differentiable.
-
-    The same noise, z then ε from the CPU ``generator``, and the same arithmetic as :func:`sample`
-    on a float64 CPU copy of ``q``, in place: one (n_samples, P) float64 array instead of four.
-    For predictions, which draw many weights once and need no gradient.
-    """
-    with torch.no_grad():
-        q = q.to("cpu", torch.float64)
-        z = torch.randn(n_samples, q.rank, generator=generator, dtype=torch.float64) if q.rank else None
-        if q.cov_diag_scale is None:
-            w = q.mean.expand(n_samples, q.n_params).clone()
-        else:
-            w = torch.randn(n_samples, q.n_params, generator=generator, dtype=torch.float64)
-            w.mul_(q.cov_diag_scale).add_(q.mean)
-        if z is not None:
-            w.addmm_(z, q.cov_factor.T)
-    return w
-
-
-def covariance_matrix(q: Gaussian) -> Tensor:
-    """Dense Σ = diag(d²) + S Sᵀ, shape (P, P). For small layers and tests only."""
-    cov = q.mean.new_zeros(q.n_params, q.n_params)
-    if q.cov_factor is not None:
-        cov = cov + q.cov_factor @ q.cov_factor.T
-    if q.cov_diag_scale is not None:
-        cov = cov + torch.diag(q.cov_diag_scale**2)
-    return cov
+    return draw
 
 
 def _diag_plus_lowrank_cholesky(cov_diag_scale: Tensor, cov_factor: Tensor | None):
@@ -212,75 +147,12 @@ def _kl_dense(mean_q, cov_q, mean_p, cov_p) -> Tensor:
     return 0.5 * (trace + maha - n + log_det_p - log_det_q)
 
 
-def _is_singular_lowrank(q: Gaussian) -> bool:
-    return q.family == "lowrank" and q.rank < q.n_params
+def _kl_diag_plus_lowrank(q: Gaussian, p: Gaussian) -> Tensor:
+    """KL = ½ [tr(Σ_p⁻¹Σ_q) + (μ_p − μ_q)ᵀΣ_p⁻¹(μ_p − μ_q) − P + log|Σ_p| − log|Σ_q|], O(P R²).
 
-
-def _has_zero_variance(q: Gaussian) -> bool:
-    return q.cov_diag_scale is not None and bool((q.cov_diag_scale == 0).any())
-
-
-def log_det_covariance(q: Gaussian) -> Tensor:
-    """Log-determinant log|Σ| in float64; O(P R²) via the matrix determinant lemma.
-
-    Returns -inf for a singular covariance: 'lowrank' with R < P, or a zero diagonal
-    scale (the latter treated as singular even when S would cover it).
+    Σ = diag(d²) [+ S Sᵀ] for both q and p, every term by the Woodbury identity and the matrix
+    determinant lemma; no P × P matrix is formed.
     """
-    q = q.to(torch.float64)
-    if _is_singular_lowrank(q) or _has_zero_variance(q):
-        return q.mean.new_tensor(-math.inf)
-    if q.family == "lowrank":  # R ≥ P: dense P × P with P ≤ R is cheap
-        chol, info = torch.linalg.cholesky_ex(covariance_matrix(q))
-        if info.item() != 0:
-            return q.mean.new_tensor(-math.inf)
-        return 2.0 * torch.log(torch.diagonal(chol)).sum()
-    inv_d, _, chol = _diag_plus_lowrank_cholesky(q.cov_diag_scale, q.cov_factor)
-    return _log_det_diag_plus_lowrank(inv_d, chol)
-
-
-def entropy(q: Gaussian) -> Tensor:
-    """Differential entropy ½ P log(2πe) + ½ log|Σ| in float64 (-inf when Σ is singular)."""
-    return 0.5 * q.n_params * math.log(2.0 * math.pi * math.e) + 0.5 * log_det_covariance(q)
-
-
-def kl_divergence(q: Gaussian, p: Gaussian) -> Tensor:
-    """Closed-form KL(q ‖ p) between two Gaussians of the same family, in float64.
-
-    KL = ½ [tr(Σ_p⁻¹Σ_q) + (μ_p − μ_q)ᵀΣ_p⁻¹(μ_p − μ_q) − P + log|Σ_p| − log|Σ_q|].
-
-    For 'diagonal' and 'diag+lowrank' every term is computed in O(P R²) with the
-    Woodbury identity and the matrix determinant lemma; no P × P matrix is formed.
-
-    For 'lowrank' with R < P both covariances are singular: q and p live on the
-    affine subspaces μ + range(S), which differ as soon as training moves S or μ out of
-    the prior's subspace (a gradient step on S adds directions from the data, not from
-    range(S₀)). q is then not absolutely continuous w.r.t. p and the KL is +inf; we
-    return +inf for every singular 'lowrank' pair rather than test the measure-zero
-    case of equal supports. With R ≥ P the dense formula is used (P ≤ R is small).
-
-    Parameters
-    ----------
-    q, p : Gaussian
-        q the current distribution, p the reference (IBVI: the initial distribution).
-
-    Returns
-    -------
-    Tensor
-        0-dim float64 tensor, possibly ``inf``; differentiable when finite.
-    """
-    if q.family != p.family:
-        raise ValueError(f"q is {q.family!r} but p is {p.family!r}: KL needs one family.")
-    if q.n_params != p.n_params:
-        raise ValueError(f"q has {q.n_params} parameters, p has {p.n_params}.")
-    # Singularity first: it needs no float64 copy of the factors.
-    if _is_singular_lowrank(q) or _is_singular_lowrank(p):
-        return q.mean.new_tensor(math.inf, dtype=torch.float64)
-    q, p = q.to(torch.float64), p.to(torch.float64)
-    if _has_zero_variance(q) or _has_zero_variance(p):
-        return q.mean.new_tensor(math.inf)
-    if q.family == "lowrank":
-        return _kl_dense(q.mean, covariance_matrix(q), p.mean, covariance_matrix(p))
-
     p_pieces = _diag_plus_lowrank_cholesky(p.cov_diag_scale, p.cov_factor)
     q_inv_d, _, q_chol = _diag_plus_lowrank_cholesky(q.cov_diag_scale, q.cov_factor)
     trace = _trace_precision_times_covariance(p_pieces, q)
@@ -289,3 +161,293 @@ def kl_divergence(q: Gaussian, p: Gaussian) -> Tensor:
     log_det_q = _log_det_diag_plus_lowrank(q_inv_d, q_chol)
     return 0.5 * (trace + maha - q.n_params + log_det_p - log_det_q)
 
+
+# ---------------------------------------------------------------------------
+# The families
+# ---------------------------------------------------------------------------
+
+
+class Gaussian:
+    """Gaussian N(mean, Σ) over P parameters; the subclasses are the covariance families.
+
+    A family names its covariance parameters in :attr:`parts` (attributes of the instance, and
+    the parameter names of a variational layer), and says how a layer initialises them at the
+    prior (:meth:`initialise_at_prior`) and which learning-rate multipliers they get
+    (:meth:`lr_multipliers`).
+
+    Attributes
+    ----------
+    mean : Tensor of shape (P,)
+    cov_factor : Tensor of shape (P, R) or None
+        Low-rank factor S, None in families without one.
+    cov_diag_scale : Tensor of shape (P,) or None
+        Diagonal scale d (the variance is d², the sign of d is irrelevant), None in families
+        without one.
+    """
+
+    #: The name in :data:`COVARIANCES`.
+    family: ClassVar[str]
+    #: Names of the covariance parameters, in the order a layer registers them.
+    parts: ClassVar[tuple[str, ...]]
+    #: Whether the family has a low-rank factor, whose number of columns is the rank.
+    uses_rank: ClassVar[bool] = True
+
+    mean: Tensor
+    cov_factor: Tensor | None = None
+    cov_diag_scale: Tensor | None = None
+
+    def __init__(self, mean: Tensor, **parts: Tensor):
+        if set(parts) != set(self.parts):
+            raise TypeError(f"A {type(self).__name__} takes mean and {', '.join(self.parts)}, got {sorted(parts)}.")
+        self.mean = mean
+        for name, value in parts.items():
+            setattr(self, name, value)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(n_params={self.n_params}, rank={self.rank})"
+
+    @property
+    def n_params(self) -> int:
+        """P, the dimension."""
+        return self.mean.shape[0]
+
+    @property
+    def rank(self) -> int:
+        """R, the number of columns of the low-rank factor (0 without one)."""
+        return 0 if self.cov_factor is None else self.cov_factor.shape[1]
+
+    def to(self, *args, **kwargs) -> Gaussian:
+        """The same distribution with every tensor passed through ``Tensor.to``."""
+        return type(self)(self.mean.to(*args, **kwargs), **{n: getattr(self, n).to(*args, **kwargs) for n in self.parts})
+
+    # -- layer set-up ------------------------------------------------------
+
+    @classmethod
+    def parameter_shapes(cls, n_params: int, rank: int) -> dict[str, tuple[int, ...]]:
+        """Shape of each covariance parameter over P = ``n_params`` parameters.
+
+        Covers ``cov_factor`` (P, R) and ``cov_diag_scale`` (P,); a family with other
+        parameters overrides it.
+        """
+        shapes = {"cov_factor": (n_params, rank), "cov_diag_scale": (n_params,)}
+        return {name: shapes[name] for name in cls.parts}
+
+    @classmethod
+    def initialise_at_prior(cls, parts: dict[str, Tensor], prior_std: float, rank: int) -> None:
+        """Fill the covariance parameters ``parts`` in place so that E[Σ₀] = σ² I, σ = ``prior_std``."""
+        raise NotImplementedError
+
+    @classmethod
+    def lr_multipliers(cls, multiplier: float, rank: int) -> dict[str, float]:
+        """Learning-rate multiplier of each covariance parameter, given the mean's ``multiplier``.
+
+        A diagonal scale d_j multiplies only its own noise ε_j, so it gets the mean's multiplier
+        m; a factor S gets m / R, since a step moves S z by −lr·m·g ‖z‖²/R and E‖z‖² = R: the
+        sampled perturbation moves as fast as the mean whatever the rank.
+        """
+        factors = {"cov_factor": multiplier / rank if rank else multiplier, "cov_diag_scale": multiplier}
+        return {name: factors[name] for name in cls.parts}
+
+    # -- the distribution --------------------------------------------------
+
+    def sample(self, n_samples: int = 1, generator: torch.Generator | None = None) -> Tensor:
+        """Draw w = μ + S z + d ⊙ ε, reparametrized (differentiable in μ, S, d).
+
+        Parameters
+        ----------
+        n_samples : int
+            Number of independent draws.
+        generator : torch.Generator on the CPU, optional
+            Draw the noise from it, in float64 on the CPU, then cast and move it to the mean's
+            dtype and device: a seeded generator gives the same weights on every device (to the
+            mean's precision). Without it the global RNG of the mean's device draws, in its dtype.
+
+        Returns
+        -------
+        Tensor of shape (n_samples, P)
+            z is drawn first, then ε.
+        """
+        raise NotImplementedError
+
+    def sample_float64(self, n_samples: int, generator: torch.Generator) -> Tensor:
+        """The draws of ``sample(n_samples, generator)``, computed in float64 on the CPU, not differentiable.
+
+        The same noise, z then ε from the CPU ``generator``, and the same arithmetic as
+        :meth:`sample` on a float64 CPU copy, in place: one (n_samples, P) float64 array instead
+        of four. For predictions, which draw many weights once and need no gradient.
+        """
+        with torch.no_grad():
+            return self.to("cpu", torch.float64)._sample_in_place(n_samples, generator)
+
+    def _sample_in_place(self, n_samples: int, generator: torch.Generator) -> Tensor:
+        raise NotImplementedError
+
+    def covariance_matrix(self) -> Tensor:
+        """Dense Σ, shape (P, P). For small layers and tests only."""
+        raise NotImplementedError
+
+    def log_det(self) -> Tensor:
+        """log|Σ| in float64, -inf for a singular covariance."""
+        raise NotImplementedError
+
+    def entropy(self) -> Tensor:
+        """Differential entropy ½ P log(2πe) + ½ log|Σ| in float64 (-inf when Σ is singular)."""
+        return entropy_from_log_det(self.log_det(), self.n_params)
+
+    def kl_to(self, prior: Gaussian) -> Tensor:
+        """Closed-form KL(self ‖ prior) for a ``prior`` of the same family, in float64.
+
+        KL = ½ [tr(Σ_p⁻¹Σ_q) + (μ_p − μ_q)ᵀΣ_p⁻¹(μ_p − μ_q) − P + log|Σ_p| − log|Σ_q|].
+
+        Returns
+        -------
+        Tensor
+            0-dim float64 tensor, possibly ``inf``; differentiable when finite.
+        """
+        if type(prior) is not type(self):
+            raise ValueError(f"q is {self.family!r} but p is {prior.family!r}: KL needs one family.")
+        if self.n_params != prior.n_params:
+            raise ValueError(f"q has {self.n_params} parameters, p has {prior.n_params}.")
+        return self._kl_to(prior)
+
+    def _kl_to(self, prior: Gaussian) -> Tensor:
+        raise NotImplementedError
+
+
+class LowRankGaussian(Gaussian):
+    """N(μ, S Sᵀ), S ∈ R^{P×R}: singular when R < P.
+
+    With R < P q and p live on the affine subspaces μ + range(S), which differ as soon as
+    training moves S or μ out of the prior's subspace (a gradient step on S adds directions from
+    the data, not from range(S₀)). q is then not absolutely continuous w.r.t. p, so the KL is
+    +inf, and it is returned for every singular pair rather than testing the measure-zero case of
+    equal supports. With R ≥ P the dense formulas are used (P ≤ R is small).
+    """
+
+    family = "lowrank"
+    parts = ("cov_factor",)
+
+    def __init__(self, mean: Tensor, cov_factor: Tensor):
+        super().__init__(mean, cov_factor=cov_factor)
+
+    @classmethod
+    def initialise_at_prior(cls, parts, prior_std, rank):
+        """S₀ entries ~ N(0, σ²/R)."""
+        parts["cov_factor"].normal_(0.0, prior_std / math.sqrt(rank))
+
+    @property
+    def is_singular(self) -> bool:
+        return self.rank < self.n_params
+
+    def sample(self, n_samples=1, generator=None):
+        noise = _standard_normal(self.mean, generator)
+        return self.mean.expand(n_samples, self.n_params) + noise(n_samples, self.rank) @ self.cov_factor.T
+
+    def _sample_in_place(self, n_samples, generator):
+        z = torch.randn(n_samples, self.rank, generator=generator, dtype=torch.float64)
+        return self.mean.expand(n_samples, self.n_params).clone().addmm_(z, self.cov_factor.T)
+
+    def covariance_matrix(self):
+        return self.cov_factor @ self.cov_factor.T
+
+    def log_det(self):
+        if self.is_singular:
+            return self.mean.new_tensor(-math.inf, dtype=torch.float64)
+        chol, info = torch.linalg.cholesky_ex(self.to(torch.float64).covariance_matrix())
+        if info.item() != 0:
+            return chol.new_tensor(-math.inf)
+        return 2.0 * torch.log(torch.diagonal(chol)).sum()
+
+    def _kl_to(self, prior):
+        # Singularity first: it needs no float64 copy of the factors.
+        if self.is_singular or prior.is_singular:
+            return self.mean.new_tensor(math.inf, dtype=torch.float64)
+        q, p = self.to(torch.float64), prior.to(torch.float64)
+        return _kl_dense(q.mean, q.covariance_matrix(), p.mean, p.covariance_matrix())
+
+
+class _WoodburyGaussian(Gaussian):
+    """Σ = diag(d²) [+ S Sᵀ]: log-determinant and KL in O(P R²) by the Woodbury identity.
+
+    A zero diagonal scale makes Σ singular (treated so even when S would cover it): log|Σ| is
+    -inf and every KL involving it +inf.
+    """
+
+    def _has_zero_variance(self) -> bool:
+        return bool((self.cov_diag_scale == 0).any())
+
+    def log_det(self):
+        q = self.to(torch.float64)
+        if q._has_zero_variance():
+            return q.mean.new_tensor(-math.inf)
+        inv_d, _, chol = _diag_plus_lowrank_cholesky(q.cov_diag_scale, q.cov_factor)
+        return _log_det_diag_plus_lowrank(inv_d, chol)
+
+    def _kl_to(self, prior):
+        q, p = self.to(torch.float64), prior.to(torch.float64)
+        if q._has_zero_variance() or p._has_zero_variance():
+            return q.mean.new_tensor(math.inf)
+        return _kl_diag_plus_lowrank(q, p)
+
+
+class DiagonalGaussian(_WoodburyGaussian):
+    """N(μ, diag(d²)), d ∈ R^P (mean-field)."""
+
+    family = "diagonal"
+    parts = ("cov_diag_scale",)
+    uses_rank = False
+
+    def __init__(self, mean: Tensor, cov_diag_scale: Tensor):
+        super().__init__(mean, cov_diag_scale=cov_diag_scale)
+
+    @classmethod
+    def initialise_at_prior(cls, parts, prior_std, rank):
+        """d₀ = σ: Σ₀ = σ² I exactly."""
+        parts["cov_diag_scale"].fill_(prior_std)
+
+    def sample(self, n_samples=1, generator=None):
+        noise = _standard_normal(self.mean, generator)
+        return self.mean.expand(n_samples, self.n_params) + noise(n_samples, self.n_params) * self.cov_diag_scale
+
+    def _sample_in_place(self, n_samples, generator):
+        w = torch.randn(n_samples, self.n_params, generator=generator, dtype=torch.float64)
+        return w.mul_(self.cov_diag_scale).add_(self.mean)
+
+    def covariance_matrix(self):
+        return torch.diag(self.cov_diag_scale**2)
+
+
+class DiagPlusLowRankGaussian(_WoodburyGaussian):
+    """N(μ, diag(d²) + S Sᵀ), d ∈ R^P, S ∈ R^{P×R}: never singular while d has no zero."""
+
+    family = "diag+lowrank"
+    parts = ("cov_factor", "cov_diag_scale")
+
+    def __init__(self, mean: Tensor, cov_factor: Tensor, cov_diag_scale: Tensor):
+        super().__init__(mean, cov_factor=cov_factor, cov_diag_scale=cov_diag_scale)
+
+    @classmethod
+    def initialise_at_prior(cls, parts, prior_std, rank):
+        """The prior variance split between the parts: d₀ = σ/√2, S₀ entries ~ N(0, σ²/(2R))."""
+        part_std = prior_std / math.sqrt(2)
+        parts["cov_factor"].normal_(0.0, part_std / math.sqrt(rank))
+        parts["cov_diag_scale"].fill_(part_std)
+
+    def sample(self, n_samples=1, generator=None):
+        noise = _standard_normal(self.mean, generator)
+        w = self.mean.expand(n_samples, self.n_params) + noise(n_samples, self.rank) @ self.cov_factor.T
+        return w + noise(n_samples, self.n_params) * self.cov_diag_scale
+
+    def _sample_in_place(self, n_samples, generator):
+        z = torch.randn(n_samples, self.rank, generator=generator, dtype=torch.float64)
+        w = torch.randn(n_samples, self.n_params, generator=generator, dtype=torch.float64)
+        return w.mul_(self.cov_diag_scale).add_(self.mean).addmm_(z, self.cov_factor.T)
+
+    def covariance_matrix(self):
+        return self.cov_factor @ self.cov_factor.T + torch.diag(self.cov_diag_scale**2)
+
+
+#: The covariance families by name: the one place a name maps to its class.
+COVARIANCES: dict[str, type[Gaussian]] = {
+    cls.family: cls for cls in (LowRankGaussian, DiagonalGaussian, DiagPlusLowRankGaussian)
+}

@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .gaussian import diagonal_gaussian_log_density
+
 #: Floor of a learned noise variance (standardised units): a net that interpolates its training
 #: targets would otherwise learn σ = 0 and an infinite likelihood.
 MIN_NOISE_VARIANCE = 1e-6
@@ -36,7 +38,7 @@ def gaussian_log_likelihood(prediction, target, noise_std, target_scale=1.0):
     """
     prediction = prediction.squeeze(-1)
     residual = (target - prediction) / noise_std
-    return -0.5 * residual * residual - math.log(noise_std * target_scale) - 0.5 * math.log(2 * math.pi)
+    return diagonal_gaussian_log_density(residual * residual, math.log(noise_std * target_scale), 1)
 
 
 def gaussian_log_likelihood_of_residuals(sum_squared_residuals, n_rows, noise_std, target_scale=1.0):
@@ -45,18 +47,19 @@ def gaussian_log_likelihood_of_residuals(sum_squared_residuals, n_rows, noise_st
     ``sum_squared_residuals`` may be a tensor (one sum per chain or weight draw); ``noise_std`` is
     in standardised units, as in :func:`gaussian_log_likelihood`.
     """
-    log_normaliser = n_rows * (math.log(noise_std * target_scale) + 0.5 * math.log(2 * math.pi))
-    return -0.5 * sum_squared_residuals / noise_std**2 - log_normaliser
+    log_std_sum = n_rows * math.log(noise_std * target_scale)
+    return diagonal_gaussian_log_density(sum_squared_residuals / noise_std**2, log_std_sum, n_rows)
 
 
 def sum_squared_residuals(log_likelihood, n_rows, noise_std, target_scale=1.0):
     """``Σ_i r_i²`` recovered from a Gaussian log-likelihood summed over ``n_rows`` rows.
 
     The inverse of :func:`gaussian_log_likelihood_of_residuals` in its first argument: the
-    likelihood of every ``σ`` follows from one evaluation at any ``σ``.
+    likelihood of every ``σ`` follows from one evaluation at any ``σ``: the log-likelihood is
+    −½ Σ r²/σ² plus its value at zero residuals.
     """
-    log_normaliser = n_rows * (math.log(noise_std * target_scale) + 0.5 * math.log(2 * math.pi))
-    return -2.0 * noise_std**2 * (log_likelihood + log_normaliser)
+    at_zero_residuals = diagonal_gaussian_log_density(0.0, n_rows * math.log(noise_std * target_scale), n_rows)
+    return -2.0 * noise_std**2 * (log_likelihood - at_zero_residuals)
 
 
 def noise_std_maximising_likelihood(sum_squared_residuals, n_rows):

@@ -18,7 +18,8 @@ as the weight of a constant input feature. With s the parametrization's init std
 * 'lowrank': Σ₀ = S₀S₀ᵀ with S₀ entries ~ N(0, σ²/R), so E[Σ₀] = σ² I;
 * 'diag+lowrank': d₀ = σ/√2 and S₀ entries ~ N(0, σ²/(2R)), so E[Σ₀] = σ² I.
 
-So in every family a parameter's prior variance is σ² (on average over S₀).
+So in every family a parameter's prior variance is σ² (on average over S₀); each family's
+``initialise_at_prior`` (:mod:`sklearn_ibvi.math.gaussian`) draws its Σ₀.
 
 References
 ----------
@@ -37,7 +38,7 @@ import torch
 from torch import Tensor, nn
 
 from ..core.validation import check_choice
-from ..math.gaussian import COVARIANCES, Gaussian, kl_divergence, sample
+from ..math.gaussian import COVARIANCES, Gaussian
 from .mlp import ACTIVATIONS
 from .mup import LAYER_TYPES, PARAMETRIZATIONS, init_std, lr_multiplier, param_groups
 
@@ -114,7 +115,69 @@ def _linear_under_samples(x: Tensor, samples: WeightSamples) -> Tensor:
     return torch.baddbmm(bias[:, None, :], x, weight.transpose(1, 2))
 
 
-class VariationalLinear(nn.Module):
+#: Every covariance parameter name of the registered families: a layer registers those its family
+#: lacks as None, so ``layer.cov_factor`` reads None in a 'diagonal' layer.
+_COVARIANCE_PARAMETERS = tuple(dict.fromkeys(name for family in COVARIANCES.values() for name in family.parts))
+
+
+class _GaussianWeights(nn.Module):
+    """A Gaussian q over a layer's P parameters, initialised at (and remembering) its prior p.
+
+    Owns the parameters ``mean`` (of shape ``mean_shape``, flattened row-wise to the P-vector)
+    and the covariance parameters of the family ``COVARIANCES[covariance]``, the prior in the
+    ``*_init`` buffers, and the KL and the sampling of the flat vector. A variational layer
+    subclasses it and maps the flat draws to its weights.
+    """
+
+    def __init__(self, mean_shape, *, covariance, rank, init_std, prior_std, device=None, dtype=None):
+        super().__init__()
+        factory = {"device": device, "dtype": dtype}
+        self.family = COVARIANCES[covariance]
+        self.covariance = covariance
+        self.rank = int(rank) if self.family.uses_rank else 0
+        self.init_std = init_std
+        self.prior_std = prior_std
+        self.n_params = math.prod(mean_shape)
+        self.mean = nn.Parameter(torch.empty(*mean_shape, **factory))
+        shapes = self.family.parameter_shapes(self.n_params, self.rank)
+        for name in _COVARIANCE_PARAMETERS:
+            self.register_parameter(name, nn.Parameter(torch.empty(shapes[name], **factory)) if name in shapes else None)
+        # The prior p = q at initialisation, kept as buffers (saved, moved with .to()).
+        for name in ("mean", *_COVARIANCE_PARAMETERS):
+            param = getattr(self, name)
+            self.register_buffer(f"{name}_init", None if param is None else torch.empty_like(param.data))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Draw a fresh prior (μ₀ ~ N(0, s² I), Σ₀ by the family), set q to it and remember it in ``*_init``."""
+        with torch.no_grad():
+            self.mean.normal_(0.0, self.init_std)
+            self.mean_init.copy_(self.mean)
+            parts = {name: getattr(self, name) for name in self.family.parts}
+            self.family.initialise_at_prior(parts, self.prior_std, self.rank)
+            for name, param in parts.items():
+                getattr(self, f"{name}_init").copy_(param)
+
+    def _lr_multipliers(self, multiplier: float) -> dict[str, float]:
+        """``multiplier`` for ``mean``, the family's multipliers for the covariance parameters."""
+        return {"mean": multiplier, **self.family.lr_multipliers(multiplier, self.rank)}
+
+    def variational_distribution(self) -> Gaussian:
+        """q = N(μ, Σ) over the flat layer parameters (a differentiable view)."""
+        return self.family(self.mean.reshape(-1), **{name: getattr(self, name) for name in self.family.parts})
+
+    def prior(self) -> Gaussian:
+        """p = N(μ₀, Σ₀), the distribution at initialisation."""
+        return self.family(
+            self.mean_init.reshape(-1), **{name: getattr(self, f"{name}_init") for name in self.family.parts}
+        )
+
+    def kl_divergence(self) -> Tensor:
+        """KL(q ‖ p) in closed form, float64 (inf for singular 'lowrank'); see :meth:`Gaussian.kl_to`."""
+        return self.variational_distribution().kl_to(self.prior())
+
+
+class VariationalLinear(_GaussianWeights):
     """Linear layer with Gaussian weights, initialised at (and remembering) its prior.
 
     The weight matrix and the bias form one parameter vector of size
@@ -187,91 +250,41 @@ class VariationalLinear(nn.Module):
         device=None,
         dtype=None,
     ):
-        super().__init__()
         check_choice("covariance", covariance, COVARIANCES)
         check_choice("parametrization", parametrization, PARAMETRIZATIONS)
         check_choice("layer_type", layer_type, LAYER_TYPES)
-        if covariance != "diagonal" and rank < 1:
+        if COVARIANCES[covariance].uses_rank and rank < 1:
             raise ValueError(f"rank must be >= 1 for covariance={covariance!r}, got {rank}.")
         if not prior_scale > 0:
             raise ValueError(f"prior_scale must be > 0, got {prior_scale}.")
-        factory = {"device": device, "dtype": dtype}
+        std = init_std(in_features, layer_type, parametrization)
+        super().__init__(
+            (out_features, in_features + bool(bias)), covariance=covariance, rank=rank, init_std=std,
+            prior_std=float(prior_scale) * std, device=device, dtype=dtype,
+        )  # fmt: skip
         self.in_features = in_features
         self.out_features = out_features
         self.has_bias = bool(bias)
-        self.covariance = covariance
-        self.rank = 0 if covariance == "diagonal" else int(rank)
         self.prior_scale = float(prior_scale)
         self.parametrization = parametrization
         self.layer_type = layer_type
-        self.n_params = out_features * (in_features + self.has_bias)
-        self.init_std = init_std(in_features, layer_type, parametrization)
-        self.prior_std = self.prior_scale * self.init_std
-
-        self.mean = nn.Parameter(torch.empty(out_features, in_features + self.has_bias, **factory))
-        has_factor = covariance in ("lowrank", "diag+lowrank")
-        has_diag = covariance in ("diagonal", "diag+lowrank")
-        self.register_parameter(
-            "cov_factor", nn.Parameter(torch.empty(self.n_params, self.rank, **factory)) if has_factor else None
-        )
-        self.register_parameter(
-            "cov_diag_scale", nn.Parameter(torch.empty(self.n_params, **factory)) if has_diag else None
-        )
-        # The prior p = q at initialisation, kept as buffers (saved, moved with .to()).
-        for name in ("mean", "cov_factor", "cov_diag_scale"):
-            param = getattr(self, name)
-            self.register_buffer(f"{name}_init", None if param is None else torch.empty_like(param.data))
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        """Draw a fresh prior (μ₀, S₀), set q to it and remember it in the ``*_init`` buffers."""
-        # Split the prior variance between the two parts of 'diag+lowrank' so that every
-        # family has E[Σ₀] = σ² I.
-        n_parts = (self.cov_factor is not None) + (self.cov_diag_scale is not None)
-        part_std = self.prior_std / math.sqrt(n_parts)
-        with torch.no_grad():
-            self.mean.normal_(0.0, self.init_std)
-            self.mean_init.copy_(self.mean)
-            if self.cov_factor is not None:
-                self.cov_factor.normal_(0.0, part_std / math.sqrt(self.rank))
-                self.cov_factor_init.copy_(self.cov_factor)
-            if self.cov_diag_scale is not None:
-                self.cov_diag_scale.fill_(part_std)
-                self.cov_diag_scale_init.copy_(self.cov_diag_scale)
 
     @property
     def lr_multipliers(self) -> dict[str, float]:
         """Learning-rate multiplier per parameter name (see the class Notes)."""
         m = lr_multiplier(self.in_features, self.out_features, self.parametrization)
-        # 1/R in both parametrizations: it keeps S z moving as fast as the mean whatever the rank
-        # (without it the standard parametrization collapsed to chance at lr >= 0.02 on digits).
-        factor_m = m / self.rank if self.rank else m
-        out = {"mean": m}
-        if self.cov_factor is not None:
-            out["cov_factor"] = factor_m
-        if self.cov_diag_scale is not None:
-            out["cov_diag_scale"] = m
-        return out
+        # 1/R on a factor in both parametrizations (Gaussian.lr_multipliers): it keeps S z moving as
+        # fast as the mean whatever the rank (without it the standard parametrization collapsed to
+        # chance at lr >= 0.02 on digits).
+        return self._lr_multipliers(m)
 
     def param_groups(self, lr: float) -> list[dict]:
         """Optimizer parameter groups with :attr:`lr_multipliers` (:func:`param_groups`)."""
         return param_groups(self, lr)
 
-    def variational_distribution(self) -> Gaussian:
-        """q = N(μ, Σ) over the flat layer parameters (a differentiable view)."""
-        return Gaussian(self.mean.reshape(-1), self.cov_factor, self.cov_diag_scale)
-
-    def prior(self) -> Gaussian:
-        """p = N(μ₀, Σ₀), the distribution at initialisation."""
-        return Gaussian(self.mean_init.reshape(-1), self.cov_factor_init, self.cov_diag_scale_init)
-
-    def kl_divergence(self) -> Tensor:
-        """KL(q ‖ p) in closed form, float64 (inf for singular 'lowrank'); see :func:`kl_divergence`."""
-        return kl_divergence(self.variational_distribution(), self.prior())
-
     def sample_weights(self, n_samples: int = 1, generator: torch.Generator | None = None) -> Tensor:
-        """``n_samples`` independent draws of the (out, in [+1]) weight matrix, bias last (see :func:`sample`)."""
-        w = sample(self.variational_distribution(), n_samples, generator)
+        """``n_samples`` independent draws of the (out, in [+1]) weight matrix, bias last (see :meth:`Gaussian.sample`)."""
+        w = self.variational_distribution().sample(n_samples, generator)
         return w.reshape(n_samples, self.out_features, self.in_features + self.has_bias)
 
     def forward(
@@ -291,7 +304,7 @@ class VariationalLinear(nn.Module):
         n_samples : int, optional
             S. Defaults to 1 for a 2-D input and to ``x.shape[0]`` for a 3-D one.
         generator : torch.Generator on the CPU, optional
-            Where the weight noise comes from (see :func:`sample`).
+            Where the weight noise comes from (see :meth:`Gaussian.sample`).
         samples : WeightSamples, optional
             Weights drawn beforehand: nothing is drawn, ``n_samples`` and ``generator`` are
             ignored (prediction draws once and reuses the draws for every batch of rows).
@@ -477,7 +490,7 @@ class VariationalMLP(nn.Module):
         n_samples : int, default=1
             S; one per minibatch in training.
         generator : torch.Generator on the CPU, optional
-            Where the weight noise comes from, layer after layer (see :func:`sample`): a seeded
+            Where the weight noise comes from, layer after layer (see :meth:`Gaussian.sample`): a seeded
             one gives the same draws on every device. Default: the global RNG of the device.
         samples : list of WeightSamples or None, optional
             Weights drawn beforehand, one entry per layer (None for point-estimate layers), e.g.
@@ -509,7 +522,7 @@ class VariationalMLP(nn.Module):
         """``n_samples`` draws of every variational layer, for ``forward(x, samples=...)``.
 
         The draws are those :meth:`forward` makes with the same ``n_samples`` and ``generator``
-        (layer after layer, each as :func:`sample`), in the network's dtype. One entry per layer,
+        (layer after layer, each as :meth:`Gaussian.sample`), in the network's dtype. One entry per layer,
         None for the point-estimate layers.
         """
         return [
