@@ -38,6 +38,7 @@ a criterion name is. How well each criterion selects is summarised in the user g
 To add a criterion, subclass :class:`Criterion` and add an instance to :data:`CRITERIA`.
 """
 
+import numpy as np
 from sklearn.base import is_classifier
 from sklearn.utils.validation import _num_samples
 
@@ -77,6 +78,11 @@ class Criterion:
         """Fit the unfitted ``estimator`` as far as the criterion needs, and score it."""
         return self.score(estimator.fit(X, y), X, y)
 
+    def epoch_value(self, estimator):
+        """The criterion after the last epoch ``estimator`` trained, for early stopping (whole data,
+        nats). Held-out criteria are followed from their split learners instead."""
+        raise NotImplementedError
+
 
 class Bound(Criterion):
     """``'bound'``: the estimator's own ``score``, its lower bound on ``log p(y | X)`` per sample."""
@@ -85,6 +91,11 @@ class Bound(Criterion):
 
     def score(self, estimator, X, y):
         return estimator.score(X, y)
+
+    def epoch_value(self, estimator):
+        """The whole-data bound after the last epoch ``estimator`` trained (``nan`` if not recorded)."""
+        history = estimator.history_
+        return float(history[-1, "bound"]) if "bound" in history[-1] else np.nan
 
 
 class Prequential(Criterion):

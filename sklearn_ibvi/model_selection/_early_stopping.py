@@ -249,7 +249,7 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
             curve, runs = self._follow_held_out(estimator, criterion.scheme, rule, X, y, max_epochs)
             kept = None
         else:
-            curve, kept = self._follow_bound(estimator, rule, X, y, max_epochs)
+            curve, kept = self._follow_bound(estimator, criterion, rule, X, y, max_epochs)
         if rule.best_epoch == 0:
             raise BoundUndefinedError(
                 f"The criterion {self.criterion_!r} was never finite in {len(curve)} epochs "
@@ -313,13 +313,12 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
             EarlyPeakWarning,
         )
 
-    def _follow_bound(self, estimator, rule, X, y, max_epochs):
-        """Train epoch by epoch, reading the bound; the curve and a copy of the best epoch."""
+    def _follow_bound(self, estimator, criterion, rule, X, y, max_epochs):
+        """Train epoch by epoch, reading the criterion (the bound); the curve and a copy of the best epoch."""
         estimator, curve, kept = clone(estimator), [], None
         for _ in range(max_epochs):
             estimator.partial_fit(X, y)
-            history = estimator.history_
-            value = float(history[-1, "bound"]) if "bound" in history[-1] else np.nan
+            value = criterion.epoch_value(estimator)
             if np.isnan(value):
                 raise BoundUndefinedError(
                     f"{type(estimator).__name__} recorded no bound (e.g. it was configured with "
