@@ -57,12 +57,13 @@ class Criterion:
         Whether it scores rows that the scored learners did not train on.
     follows_epochs : bool
         Whether it changes epoch by epoch, so that early stopping can follow it.
+    not_followable : str
+        The message early stopping raises when it cannot.
     """
 
     name = None
     holds_out = False
     follows_epochs = True
-    #: Why early stopping cannot follow it, when it cannot.
     not_followable = "this criterion does not change epoch by epoch, so it cannot choose where to stop."
 
     @property

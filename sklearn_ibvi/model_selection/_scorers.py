@@ -1,5 +1,6 @@
-"""Validation-free scorers: ``scorer(fitted_estimator, X_train, y_train)`` by a criterion of
-:mod:`._criteria`, for :class:`~sklearn.model_selection.GridSearchCV` with the all-data split::
+"""Validation-free scorers: ``scorer(fitted_estimator, X_train, y_train)`` by one of the criteria
+(:func:`make_bound_scorer` lists them), for :class:`~sklearn.model_selection.GridSearchCV` with the
+all-data split::
 
     GridSearchCV(estimator, grid, scoring=make_bound_scorer(), cv=TrainOnlySplit())
 
