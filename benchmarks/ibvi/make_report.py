@@ -1,18 +1,16 @@
 """Write ``benchmarks/results/ibvi_benchmark.md`` from ``ibvi_benchmark.json`` (run_benchmark.py's output).
 
-    python benchmarks/ibvi/make_report.py
+    python -m benchmarks.ibvi.make_report
 """
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run_benchmark import LABELS  # noqa: E402
+from .run_benchmark import LABELS  # noqa: E402
 
 SHOWN = ("sklearn_mlp", "plain", "plain_ts", "ensemble5", "ibvi_default", "ibvi_paper", "ibvi_output", "inferno_plain",
          "inferno_ibvi")
@@ -202,7 +200,7 @@ def main():
         "`IBVIClassifier(covariance='lowrank')`; `IBVIClassifier(variational_layers='output')` (fitted in a second "
         "run, `--methods ibvi_output --merge`; its digits timings also come from the interleaved extra repeats); "
         "the `n_bound_samples=0` variants (same training, no per-epoch "
-        "bound pass: timing only); the default IBVI network trained by the plain network's bare loop (timing only); "
+        "bound pass: timing only); the default IBVI network trained by the plain network's bare loop (timing only; in the stored run, the script that measured it is in git history at commit 672f8aa); "
         "and the IBVI authors' `inferno-torch` 0.0.8 in its own venv (low rank 10 on input and output layers, its "
         "μP, one sample per step, 32 to predict) beside the same plain loop in that venv.",
         "",
@@ -210,12 +208,12 @@ def main():
         f"{mach['torch']}, scikit-learn {mach['sklearn']}. Timings on a machine shared with other jobs: expect "
         "±20 % noise on single timings; the ratios come from interleaved fits in one run.",
         "",
-        "Reproduce: `OMP_NUM_THREADS=1 python benchmarks/ibvi/run_benchmark.py --inferno-python "
+        "Reproduce: `OMP_NUM_THREADS=1 python -m benchmarks.ibvi.run_benchmark --inferno-python "
         "/work/inferno-venv/bin/python` (inferno venv: `python3 -m venv /work/inferno-venv && "
         "/work/inferno-venv/bin/pip install torch==2.14.1 torchvision==0.29.1 inferno-torch==0.0.8`; without "
-        "`--inferno-python` the reference rows are skipped); then `... run_benchmark.py --methods ibvi_output "
-        "--merge --no-memory`, `... run_benchmark.py --memory-only --inferno-python ...`, `... run_benchmark.py "
-        "--datasets digits --timing-only --timing-repeats 4`, and `python benchmarks/ibvi/make_report.py`. "
+        "`--inferno-python` the reference rows are skipped); then `... run_benchmark --methods ibvi_output "
+        "--merge --no-memory`, `... run_benchmark --memory-only --inferno-python ...`, `... run_benchmark "
+        "--datasets digits --timing-only --timing-repeats 4`, and `python -m benchmarks.ibvi.make_report`. "
         "Full per-kind, per-severity, per-seed numbers: `ibvi_benchmark.json`.",
         "",
     ]

@@ -19,7 +19,7 @@ are medians over seeds (plus ``--timing-repeats`` extra interleaved fits). Peak 
 (VmHWM, reset through /proc/self/clear_refs just before the fit), reported as the process peak and as
 the increase over the trimmed RSS before the fit.
 
-    OMP_NUM_THREADS=1 python benchmarks/ibvi/run_benchmark.py \
+    OMP_NUM_THREADS=1 python -m benchmarks.ibvi.run_benchmark \
         [--inferno-python /work/inferno-venv/bin/python]
 """
 
@@ -37,7 +37,6 @@ import warnings
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 import sklearn  # noqa: E402
@@ -46,7 +45,7 @@ from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 from sklearn.neural_network import MLPClassifier  # noqa: E402
 
-import common  # noqa: E402
+from . import common  # noqa: E402
 from sklearn_ibvi import IBVIClassifier  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -60,10 +59,10 @@ CONFIGS = {
 }
 METHODS = (
     "sklearn_mlp", "plain", "plain_ts", "ensemble5",
-    "ibvi_default", "ibvi_paper", "ibvi_default_nb0", "ibvi_paper_nb0", "ibvi_module_loop",
+    "ibvi_default", "ibvi_paper", "ibvi_default_nb0", "ibvi_paper_nb0",
 )  # fmt: skip
 # Fitted only to be timed: training is identical to the bound-recording fit (checked on clean data).
-TIMING_ONLY = ("ibvi_default_nb0", "ibvi_paper_nb0", "ibvi_module_loop")
+TIMING_ONLY = ("ibvi_default_nb0", "ibvi_paper_nb0")
 LABELS = {
     "sklearn_mlp": "sklearn MLPClassifier",
     "plain": "plain torch MLP (the plain network)",
@@ -73,7 +72,7 @@ LABELS = {
     "ibvi_paper": "IBVIClassifier paper (lowrank)",
     "ibvi_default_nb0": "IBVI default, n_bound_samples=0",
     "ibvi_paper_nb0": "IBVI paper, n_bound_samples=0",
-    "ibvi_module_loop": "IBVI default network, bare torch loop",
+    "ibvi_module_loop": "IBVI default network, bare torch loop",  # in stored results only
     "ibvi_output": "IBVIClassifier(variational_layers='output')",
     "inferno_ibvi": "inferno-torch IBVI (reference)",
     "inferno_plain": "plain torch MLP in the inferno venv",
@@ -104,7 +103,7 @@ def fit_method(method, X, y, hidden, epochs, seed):
     if method == "ensemble5":
         nets = [common.fit_plain(X, y, hidden, LR, epochs, BATCH, 1000 * seed + k) for k in range(5)]
         return lambda Z: np.mean([common.softmax_proba(common.logits_of(n, Z)) for n in nets], axis=0)
-    if method.startswith("ibvi") and method != "ibvi_module_loop":
+    if method.startswith("ibvi"):
         covariance = "lowrank" if "paper" in method else "diag+lowrank"
         layers = "output" if method == "ibvi_output" else "input_output"
         model = IBVIClassifier(
@@ -112,36 +111,7 @@ def fit_method(method, X, y, hidden, epochs, seed):
             max_epochs=epochs, n_bound_samples=0 if method.endswith("nb0") else 1, device="cpu", random_state=seed,
         ).fit(X, y)  # fmt: skip
         return model.predict_proba
-    if method == "ibvi_module_loop":
-        model = fit_ibvi_module_loop(X, y, hidden, epochs, seed)
-        return lambda Z: None
     raise ValueError(method)
-
-
-def fit_ibvi_module_loop(X, y, hidden, epochs, seed):
-    """The default IBVI network (diag+lowrank) trained by the plain network's bare torch loop.
-
-    Timing only: the arithmetic of the variational network without the estimator (skorch,
-    validation, bound pass), to split IBVIClassifier's overhead into its parts.
-    """
-    from sklearn_ibvi.ibvi.net import IBVINetwork
-
-    generator = torch.Generator().manual_seed(seed)
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        module = IBVINetwork(X.shape[1], 10, hidden, covariance="diag+lowrank", rank=10)
-        optimizer = torch.optim.SGD(module.param_groups(LR), lr=LR, momentum=0.9)
-        X = torch.as_tensor(X, dtype=torch.float32)
-        y = torch.as_tensor(y, dtype=torch.int64)
-        for _ in range(epochs):
-            order = torch.randperm(len(X), generator=generator)
-            for start in range(0, len(X), BATCH):
-                rows = order[start : start + BATCH]
-                optimizer.zero_grad(set_to_none=True)
-                loss = torch.nn.functional.cross_entropy(module(X[rows], n_samples=1)[0], y[rows])
-                loss.backward()
-                optimizer.step()
-    return module
 
 
 # -- memory probe (runs in its own process) -----------------------------------------------------
@@ -198,8 +168,8 @@ def measure_memory(dataset, method, attempts=2):
     """The probe's JSON; retried once, and an ``{"error": ...}`` entry rather than a crash."""
     for attempt in range(attempts):
         proc = subprocess.run(
-            [sys.executable, __file__, "--memory-probe", dataset, method],
-            capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+            [sys.executable, "-m", __spec__.name, "--memory-probe", dataset, method],
+            capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=HERE.parent.parent,
         )  # fmt: skip
         if proc.returncode == 0:
             return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -283,7 +253,7 @@ def run_dataset(dataset, args, log, checkpoint=lambda dataset, res: None):
             if hasattr(predict, "temperature"):
                 entry.setdefault("temperature", []).append(predict.temperature)
             for name, X in sets.items():
-                if m in TIMING_ONLY and name != "clean" or m == "ibvi_module_loop":
+                if m in TIMING_ONLY and name != "clean":
                     continue
                 start = time.perf_counter()
                 proba = predict(X)
@@ -322,7 +292,7 @@ def run_dataset(dataset, args, log, checkpoint=lambda dataset, res: None):
 
 
 TIMED = ("sklearn_mlp", "plain", "ibvi_default", "ibvi_paper", "ibvi_default_nb0", "ibvi_paper_nb0",
-         "ibvi_module_loop", "ibvi_output")
+         "ibvi_output")
 
 
 def extra_timing_repeats(dataset, repeats, log):

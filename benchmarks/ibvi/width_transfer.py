@@ -2,13 +2,14 @@
 
 digits (X/16, stratified 60/40 split, random_state=0), MLP 64-w-w-10 ReLU for w in 64/256/1024,
 IBVIClassifier defaults otherwise (diag+lowrank rank 10 on input and output layers), SGD momentum
-0.9, batch 128, a log-spaced grid of learning rates, one seed, three arms: 'mup'; 'standard' as
-shipped; and 'standard' with the low-rank factor's learning rate divided by R as under 'mup' (and in
-inferno), a benchmark-only patch (see ``factor_lr_over_rank_in_standard``). For every (parametrization, width, lr): test NLL of the 32-sample model average, test error,
+0.9, batch 128, a log-spaced grid of learning rates, one seed, two arms: ``parametrization='mup'``
+and ``'standard'``. (The stored results also hold a third arm, 'standard' with the low-rank factor's
+learning rate divided by R, measured by patching the library; that script is in git history at
+commit 672f8aa. ``--report-only`` and ``--merge`` keep it.) For every (parametrization, width, lr): test NLL of the 32-sample model average, test error,
 and the last epoch's mean training loss. A run whose loss diverges (TrainingDivergedError) is
 recorded as NaN; a run the estimator reports as collapsed (ConvergenceWarning) is flagged.
 
-    OMP_NUM_THREADS=1 python benchmarks/ibvi/width_transfer.py
+    OMP_NUM_THREADS=1 python -m benchmarks.ibvi.width_transfer
     # writes benchmarks/results/ibvi_width_transfer.{png,md,json}; the committed run used
     #   --epochs 50 --lrs 0.005 0.01 0.02 0.04 0.08 0.16 0.32
 """
@@ -16,25 +17,23 @@ recorded as NaN; a run the estimator reports as collapsed (ConvergenceWarning) i
 import argparse
 import json
 import os
-import sys
 import time
 import warnings
-from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 
-import common  # noqa: E402
-from sklearn_ibvi import IBVIClassifier, variational  # noqa: E402
+from sklearn_ibvi import IBVIClassifier  # noqa: E402
 from sklearn_ibvi.exceptions import TrainingDivergedError  # noqa: E402
 
+from . import common  # noqa: E402
+
 RESULTS = Path(__file__).resolve().parent.parent / "results"
-PARAMETRIZATIONS = ("mup", "standard", "standard_factor_lr_over_R")
+PARAMETRIZATIONS = ("mup", "standard")  # the arms this script runs
 TITLES = {
     "mup": "μP (parametrization='mup')",
     "standard": "standard parametrization (as shipped)",
@@ -42,37 +41,7 @@ TITLES = {
 }
 
 
-@contextmanager
-def factor_lr_over_rank_in_standard():
-    """Divide the low-rank factor's lr multiplier by R under 'standard' too, as μP (and inferno) do.
-
-    As shipped, 'standard' gives the factor multiplier 1, so the sampled perturbation ``S z``
-    moves R times faster than the mean (E‖z‖² = R) and IBVI collapses at lr ≥ 0.02 on digits even
-    at width 64. This arm separates that from the width scaling. Benchmark-only monkeypatch of a
-    property; nothing in the library is changed.
-    """
-    original = variational.VariationalLinear.lr_multipliers
-
-    def patched(self):
-        out = dict(original.fget(self))
-        if self.parametrization == "standard" and "cov_factor" in out:
-            out["cov_factor"] /= self.rank
-        return out
-
-    variational.VariationalLinear.lr_multipliers = property(patched)
-    try:
-        yield
-    finally:
-        variational.VariationalLinear.lr_multipliers = original
-
-
-def run_one(X_train, y_train, X_test, y_test, width, lr, arm, epochs, seed):
-    patched = arm == "standard_factor_lr_over_R"
-    with factor_lr_over_rank_in_standard() if patched else nullcontext():
-        return _run_one(X_train, y_train, X_test, y_test, width, lr, "standard" if patched else arm, epochs, seed)
-
-
-def _run_one(X_train, y_train, X_test, y_test, width, lr, parametrization, epochs, seed):
+def run_one(X_train, y_train, X_test, y_test, width, lr, parametrization, epochs, seed):
     model = IBVIClassifier(
         hidden_layer_sizes=(width, width), parametrization=parametrization, lr=lr, max_epochs=epochs,
         batch_size=128, n_bound_samples=0, device="cpu", random_state=seed,
@@ -135,7 +104,7 @@ def main():
     # optimal lr per width, and the regret at the widest width of the lr tuned at the narrowest
     summary = {}
     narrow, wide = str(min(args.widths)), str(max(args.widths))
-    arms = [p for p in PARAMETRIZATIONS if p in runs]
+    arms = [p for p in TITLES if p in runs]  # stored arms included
     for p in arms:
         summary[p] = {}
         for w in map(str, args.widths):
@@ -199,7 +168,7 @@ def main():
         "low-rank factor's lr divided by R as under μP and in inferno (a benchmark-only patch then; the "
         "library's `standard` does this since the fix, so a fresh run's `standard` arm matches it). "
         "Plot: `ibvi_width_transfer.png`. "
-        "Reproduce: `OMP_NUM_THREADS=1 python benchmarks/ibvi/width_transfer.py --epochs "
+        "Reproduce: `OMP_NUM_THREADS=1 python -m benchmarks.ibvi.width_transfer --epochs "
         f"{args.epochs} --lrs {' '.join(map(str, lrs))}`.",
         "",
         "| parametrization | " + " | ".join(f"best lr, w={w}" for w in args.widths)

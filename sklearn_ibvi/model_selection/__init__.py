@@ -5,15 +5,10 @@ from ._epochwise_search import EpochwiseGridSearchCV
 from ._forward_chaining import BlockPrequentialSearchCV, block_prequential_log_likelihood
 from ._held_out import BlockPrequential, HeldOutScheme, PartialKFold
 from ._predictive import log_predictive_scorer, predictive_log_likelihood
-from ._selection import (
-    BoundScorer,
-    ScreenedGridSearchCV,
-    TrainOnlySplit,
-    bound_scorer,
-    make_bound_scorer,
-    prequential_log_evidence,
-    prequential_log_likelihood,
-)
+from ._prequential import prequential_log_evidence, prequential_log_likelihood
+from ._scorers import BoundScorer, bound_scorer, make_bound_scorer
+from ._screened_search import ScreenedGridSearchCV
+from ._splits import TrainOnlySplit
 
 __all__ = [
     "BlockPrequential",

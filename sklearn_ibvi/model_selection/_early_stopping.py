@@ -21,8 +21,8 @@ from sklearn.utils.validation import _num_samples, check_is_fitted
 from ..core.estimator import BayesianNetEstimator
 from ._epoch_curves import HeldOutRun, advance, untracked_clone
 from ..exceptions import BoundUndefinedError, EarlyPeakWarning, warn_at_caller
+from ._criteria import BOUND, CRITERIA, FORWARD_CHAINING, criterion_for
 from ._held_out import BlockPrequential, HeldOutScheme
-from ._selection import CRITERIA, resolve_criterion
 
 #: Fewer rows than this make the block-prequential prefixes too small: criterion='auto' uses the bound.
 MIN_ROWS_FOR_BLOCK_PREQUENTIAL = 64
@@ -238,18 +238,18 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
         """
         preprocessing, estimator = self._split_pipeline()
         self.criterion_ = self._resolved_criterion(estimator, y)
-        criterion = self._checked_criterion(estimator)
+        criterion = self._checked_criterion(estimator)  # a Criterion of the registry
         max_epochs = self._max_epochs(estimator)
         if preprocessing is not None:  # fitted once on all the rows: every epoch sees the same X
             preprocessing = clone(preprocessing)
             X = preprocessing.fit_transform(X, y)
         X, y = indexable(X, y)  # held-out criteria take rows by index
         rule = _PatienceRule(self.patience, self.threshold)
-        if isinstance(criterion, HeldOutScheme):
-            curve, runs = self._follow_held_out(estimator, criterion, rule, X, y, max_epochs)
+        if criterion.holds_out:
+            curve, runs = self._follow_held_out(estimator, criterion.scheme, rule, X, y, max_epochs)
             kept = None
         else:
-            curve, kept = self._follow_bound(estimator, rule, X, y, max_epochs)
+            curve, kept = self._follow_bound(estimator, criterion, rule, X, y, max_epochs)
         if rule.best_epoch == 0:
             raise BoundUndefinedError(
                 f"The criterion {self.criterion_!r} was never finite in {len(curve)} epochs "
@@ -257,7 +257,7 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
             )
         best_epoch = rule.best_epoch
         if self.stopping_epoch == "scaled":
-            best_epoch = criterion.scaled_epoch([run.curve[: len(curve)] for run in runs])
+            best_epoch = criterion.scheme.scaled_epoch([run.curve[: len(curve)] for run in runs])
         if self.verbose:
             self._print_decision(stopped=len(curve) < max_epochs, best_epoch=best_epoch, peak_epoch=rule.best_epoch)
         if rule.best_epoch <= EARLY_PEAK_FRACTION * len(curve):
@@ -293,7 +293,7 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
         return repr(self.criterion_) if isinstance(self.criterion_, str) else type(self.criterion_).__name__
 
     def _warn_early_peak(self, peak, epochs):
-        if isinstance(self.criterion_, str) and self.criterion_ == "bound":
+        if not criterion_for(self.criterion_).holds_out:  # the bound
             advice = (
                 "The bound is known to peak far earlier than the test-optimal epoch: stop on held-out "
                 "rows instead, criterion='block_prequential' or 'partial_cv', or choose the "
@@ -313,13 +313,12 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
             EarlyPeakWarning,
         )
 
-    def _follow_bound(self, estimator, rule, X, y, max_epochs):
-        """Train epoch by epoch, reading the bound; the curve and a copy of the best epoch."""
+    def _follow_bound(self, estimator, criterion, rule, X, y, max_epochs):
+        """Train epoch by epoch, reading the criterion (the bound); the curve and a copy of the best epoch."""
         estimator, curve, kept = clone(estimator), [], None
         for _ in range(max_epochs):
             estimator.partial_fit(X, y)
-            history = estimator.history_
-            value = float(history[-1, "bound"]) if "bound" in history[-1] else np.nan
+            value = criterion.epoch_value(estimator)
             if np.isnan(value):
                 raise BoundUndefinedError(
                     f"{type(estimator).__name__} recorded no bound (e.g. it was configured with "
@@ -369,29 +368,24 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
         if not (isinstance(self.criterion, str) and self.criterion == "auto"):
             return self.criterion
         if y is None or _num_samples(y) < MIN_ROWS_FOR_BLOCK_PREQUENTIAL:  # y None: fit reports it
-            return "bound"
+            return BOUND.name
         try:
             BlockPrequential().blocks(y, classifier=is_classifier(estimator))
         except ValueError:  # e.g. more classes than rows in the first prefix
-            return "bound"
-        return "block_prequential"
+            return BOUND.name
+        return FORWARD_CHAINING.name
 
     def _checked_criterion(self, estimator):
-        if self.criterion_ == "prequential":
-            raise ValueError(
-                "criterion='prequential' is the log-likelihood of the first training pass: it does "
-                "not change with later epochs, so it cannot choose where to stop. Use "
-                "make_bound_scorer('prequential') to rank configurations, and criterion='bound' "
-                "or 'block_prequential' here."
-            )
+        criterion = criterion_for(self.criterion_)
+        if not criterion.follows_epochs:
+            raise ValueError(criterion.not_followable)
         if not isinstance(estimator, BayesianNetEstimator):
             raise TypeError(
                 f"BoundEarlyStopping needs an estimator of sklearn_ibvi whose partial_fit records a "
                 f"per-epoch bound (EntropySGDRegressor, EntropySGDClassifier, IBVI...), or a Pipeline "
                 f"ending in one; {type(estimator).__name__} has no bound."
             )
-        criterion = resolve_criterion(self.criterion_)
-        scalable = isinstance(criterion, BlockPrequential) and criterion.n_blocks >= 2
+        scalable = isinstance(criterion.spec, BlockPrequential) and criterion.spec.n_blocks >= 2
         if self.stopping_epoch == "scaled" and not scalable:
             fallback = " (criterion='auto' fell back to it: too few rows for forward chaining)"
             raise ValueError(

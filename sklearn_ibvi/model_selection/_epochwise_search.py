@@ -41,7 +41,7 @@ def _epochs_parameter(estimator):
 HALVING_STAGES = (1 / 8, 1 / 4, 1 / 2, 1.0)
 
 
-def _criterion(parts, runs):
+def _held_out_curve(parts, runs):
     """A candidate's curve from its splits' curves ``parts``: their summed log densities per
     held-out row, ``-inf`` where a prediction was not a number (over the epochs every split has
     trained)."""
@@ -54,7 +54,7 @@ def _best_so_far(runs):
     """The candidate's best criterion over the epochs trained (``-inf`` if a split failed)."""
     if any(run.error is not None for run in runs):
         return -np.inf
-    return float(np.max(_criterion([run.curve for run in runs], runs)))
+    return float(np.max(_held_out_curve([run.curve for run in runs], runs)))
 
 
 class _EpochwiseSearch(BaseSearchCV):
@@ -170,7 +170,7 @@ class _EpochwiseSearch(BaseSearchCV):
                 failures.append(f"{candidates[c]}: {errors[0]}")
                 continue
             parts = [run.curve for run in split_runs]
-            curve = _criterion(parts, split_runs)
+            curve = _held_out_curve(parts, split_runs)
             curves[c, : len(curve)] = curve
             epoch = int(np.argmax(curve))
             best_epochs[c] = epoch + 1

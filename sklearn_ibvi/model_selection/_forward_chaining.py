@@ -9,7 +9,7 @@ import numpy as np
 from sklearn.base import is_classifier
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._epochwise_search import EpochwiseGridSearchCV, _criterion, _EpochwiseSearch
+from ._epochwise_search import EpochwiseGridSearchCV, _EpochwiseSearch, _held_out_curve
 from ._held_out import BlockPrequential, shuffled_folds
 
 
@@ -266,4 +266,4 @@ def orderings_agree(gaps):
 
 def _ordering_peak(split_runs):
     """One ordering's criterion at its peak: its blocks' log density per coded row."""
-    return float(np.max(_criterion([run.curve for run in split_runs], split_runs)))
+    return float(np.max(_held_out_curve([run.curve for run in split_runs], split_runs)))

@@ -1,0 +1,1 @@
+"""IBVI benchmarks, run from the repository root as ``python -m benchmarks.ibvi.<script>``."""
