@@ -362,7 +362,7 @@ def test_epochwise_search_on_a_held_out_scheme_is_the_search_on_its_splits(diabe
 
 
 
-@pytest.mark.parametrize("random_state, orderings_agree", [(0, True), (1, False), (2, False)])
+@pytest.mark.parametrize("random_state, orderings_agree", [(0, True), (2, False), (3, False)])
 def test_orderings_guard_lets_cv_choose_only_where_the_orderings_disagree(diabetes, random_state, orderings_agree):
     """Independent references: each ordering's peak from a one-ordering search seeded as that
     ordering, and the CV choice from an EpochwiseGridSearchCV over the two candidates."""

@@ -141,12 +141,12 @@ def test_optimizer_applies_the_mup_learning_rate_multipliers_and_momentum(small_
     rates = {g["name"]: g["lr"] for g in clf.net_.optimizer_.param_groups}
     # μP (spectral form): lr × fan_out / fan_in per layer, the low-rank factor also ÷ rank.
     expected = {
-        "layers.0.mean": 0.05 * 32 / 64,
-        "layers.0.cov_factor": 0.05 * 32 / 64 / 4,
-        "layers.0.cov_diag_scale": 0.05 * 32 / 64,
-        "layers.1.mean": 0.05 * 10 / 32,
-        "layers.1.cov_factor": 0.05 * 10 / 32 / 4,
-        "layers.1.cov_diag_scale": 0.05 * 10 / 32,
+        "module.0.layer.mean": 0.05 * 32 / 64,
+        "module.0.layer.cov_factor": 0.05 * 32 / 64 / 4,
+        "module.0.layer.cov_diag_scale": 0.05 * 32 / 64,
+        "module.2.layer.mean": 0.05 * 10 / 32,
+        "module.2.layer.cov_factor": 0.05 * 10 / 32 / 4,
+        "module.2.layer.cov_diag_scale": 0.05 * 10 / 32,
     }
     assert rates == pytest.approx(expected, rel=1e-12)
     assert {g["momentum"] for g in clf.net_.optimizer_.param_groups} == {0.9}

@@ -8,9 +8,7 @@ from torch.distributions import MultivariateNormal
 from torch.distributions import kl_divergence as torch_kl
 
 from sklearn_ibvi.networks.variational import (
-    DeterministicLinear,
     VariationalLinear,
-    VariationalMLP,
     WeightSamples,
 )
 from sklearn_ibvi.math.gaussian import (
@@ -22,6 +20,15 @@ from sklearn_ibvi.math.gaussian import (
 from sklearn_ibvi.networks.mup import init_std, lr_multiplier, param_groups
 
 FAMILIES = list(COVARIANCES)
+from sklearn_ibvi.networks.conversion import VariationalNetwork
+from sklearn_ibvi.networks.mlp import MLP
+
+
+def VariationalMLP(n_features, n_outputs, hidden=(100,), *, activation="relu", bias=True, dtype=None, **options):
+    """The network IBVI builds from ``hidden_layer_sizes``: the MLP with its chosen layers Gaussian."""
+    mlp = MLP((n_features, *hidden, n_outputs), activation, bias=bias).to(dtype or torch.float32)
+    return VariationalNetwork(mlp, n_outputs, **options)
+
 
 
 def _dense(g):
@@ -235,7 +242,8 @@ def test_layer_forward_applies_the_drawn_weights_to_shared_and_per_sample_inputs
         # Only the read-out is sampled: the hidden features are computed once, shared by all S.
         ("output", [(5, 4), (5, 8), (5, 6)]),
         # The input layer is sampled, so every later layer sees all S samples, batched.
-        ("input_output", [(5, 4), (9, 5, 8), (9, 5, 6)]),
+        # Point-estimate layers after it see the S·B folded rows.
+        ("input_output", [(5, 4), (45, 8), (9, 5, 6)]),
         ("all", [(5, 4), (9, 5, 8), (9, 5, 6)]),
     ],
 )
@@ -270,8 +278,9 @@ def test_weights_drawn_beforehand_give_the_outputs_of_drawing_in_the_forward(var
     x = torch.randn(5, 4)
     out = net(x, n_samples=7, generator=torch.Generator().manual_seed(1))
     samples = net.sample_weights(7, torch.Generator().manual_seed(1))
-    assert [s is None for s in samples] == [not isinstance(layer, VariationalLinear) for layer in net.layers]
-    assert all(isinstance(s, WeightSamples) and s.weight.is_contiguous() for s in samples if s is not None)
+    assert list(samples) == [name for name, layer in zip(net.weight_layer_names, net.layers)
+                             if isinstance(layer, VariationalLinear)]  # fmt: skip
+    assert all(isinstance(s, WeightSamples) and s.weight.is_contiguous() for s in samples.values())
     torch.testing.assert_close(net(x, samples=samples), out)
 
 
@@ -293,8 +302,8 @@ def test_initialisation_is_reproducible_under_manual_seed():
 
     a, b, c = build(0).state_dict(), build(0).state_dict(), build(1).state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
-    assert not torch.equal(a["layers.0.mean"], c["layers.0.mean"])
-    assert torch.equal(a["layers.0.mean"], a["layers.0.mean_init"])  # q starts at p
+    assert not torch.equal(a["module.0.layer.mean"], c["module.0.layer.mean"])
+    assert torch.equal(a["module.0.layer.mean"], a["module.0.layer.mean_init"])  # q starts at p
 
 
 def test_mlp_kl_is_the_sum_over_variational_layers():
@@ -325,8 +334,8 @@ def test_mup_init_std_per_layer_type_at_width_512():
         assert layer.mean.std().item() == pytest.approx(expected[kind], rel=0.03)
     standard_output = VariationalLinear(width, 64, layer_type="output", parametrization="standard")
     assert standard_output.mean.std().item() == pytest.approx(1 / math.sqrt(width), rel=0.03)
-    det = DeterministicLinear(width, 64, layer_type="output")
-    assert det.weight.std().item() == pytest.approx(1 / width, rel=0.03)
+    point_estimate_read_out = VariationalMLP(64, 64, (width,), variational_layers=["0"]).layers[-1]
+    assert point_estimate_read_out.weight.std().item() == pytest.approx(1 / width, rel=0.03)
 
 
 @pytest.mark.parametrize("covariance", FAMILIES)
@@ -359,14 +368,14 @@ def test_mup_learning_rate_multipliers_are_applied_by_sgd():
     multipliers = {g["name"]: g["lr_multiplier"] for g in groups}
     assert multipliers == pytest.approx(
         {
-            "layers.0.mean": 256 / 64,
-            "layers.0.cov_factor": 256 / 64 / rank,
-            "layers.0.cov_diag_scale": 256 / 64,
-            "layers.1.weight": 1.0,
-            "layers.1.bias": 1.0,
-            "layers.2.mean": 10 / 256,
-            "layers.2.cov_factor": 10 / 256 / rank,
-            "layers.2.cov_diag_scale": 10 / 256,
+            "module.0.layer.mean": 256 / 64,
+            "module.0.layer.cov_factor": 256 / 64 / rank,
+            "module.0.layer.cov_diag_scale": 256 / 64,
+            "module.2.weight": 1.0,
+            "module.2.bias": 1.0,
+            "module.4.layer.mean": 10 / 256,
+            "module.4.layer.cov_factor": 10 / 256 / rank,
+            "module.4.layer.cov_diag_scale": 10 / 256,
         }
     )
     assert sorted(id(p) for g in groups for p in g["params"]) == sorted(id(p) for p in net.parameters())

@@ -70,6 +70,22 @@ VALIDATION_CHUNK_BYTES = 16 * 2**20
 
 #: A feature whose root mean square exceeds this is far from standardised: ``fit`` warns.
 MAX_STANDARDISED_RMS = 10.0
+#: ``standardize_inputs='auto'`` feeds inputs whose largest feature root mean square lies in
+#: this range to the network as they are: at most the unit scale standardisation would give.
+UNIT_SCALE_RMS = (0.1, 1.5)
+
+
+def inputs_in_range(rms):
+    """Whether features of these root mean squares are fed to the network as they are
+    (``standardize_inputs='auto'``): the largest in :data:`UNIT_SCALE_RMS`.
+
+    Images in [0, 1] and standardised tables pass; raw measurements (counts, incomes, raw pixel
+    values) or features shrunk to tiny values are standardised. Per-feature standardisation of
+    images would divide their nearly constant border pixels by a tiny spread, so that test-time
+    pixel noise there reaches the network hundreds of times larger.
+    """
+    low, high = UNIT_SCALE_RMS
+    return rms.size == 0 or low <= float(rms.max()) <= high
 
 
 def hidden_layer_sizes(value):
@@ -205,7 +221,7 @@ def _warn_if_unstandardised(X):
             f"({int(np.sum(rms > MAX_STANDARDISED_RMS))} of {rms.size} features above {MAX_STANDARDISED_RMS:g}). "
             "With standardize_inputs=False the prior over weights, prior_scale, the bound and the default "
             "lr assume inputs of unit scale, and SGD from a prior draw can diverge or stall on raw "
-            "features. Set standardize_inputs=True (the default), or put a StandardScaler first.",
+            "features. Set standardize_inputs='auto' (the default) or True, or put a StandardScaler first.",
             InputScaleWarning,
         )
 
@@ -260,7 +276,7 @@ class BayesianNetEstimator(BaseEstimator):
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
-        "standardize_inputs": ["boolean"],
+        "standardize_inputs": ["boolean", StrOptions({"auto"})],
     }
 
     #: Parameters that may change between a fit and its continuation (``warm_start``,
@@ -300,11 +316,16 @@ class BayesianNetEstimator(BaseEstimator):
 
     def _network(self, X):
         """The untrained network of one posterior sample, checked against the rows ``X``."""
-        module = build_module(
-            self.module, self._module_params(), hidden_layer_sizes(self.hidden_layer_sizes), self.activation,
-            X.shape[1], self._n_outputs,
-        )  # fmt: skip
-        check_output_shape(module, torch.as_tensor(X[:2]), self._n_outputs, self._output_meaning)
+        # On a stream of its own: the module's own initial values are replaced by the family's
+        # prior draws, which follow the fit's stream whatever the module's constructor draws.
+        with torch.random.fork_rng(devices=[]):
+            torch.default_generator.manual_seed(torch.initial_seed() + 1)  # the CPU only: CUDA untouched
+            module = build_module(
+                self.module, self._module_params(), hidden_layer_sizes(self.hidden_layer_sizes), self.activation,
+                X.shape[1], self._n_outputs,
+            )  # fmt: skip
+            rows = X[:2] if isinstance(X[:2], torch.Tensor) else torch.as_tensor(np.asarray(X[:2], dtype=np.float32))
+            check_output_shape(module, rows.float(), self._n_outputs, self._output_meaning)
         return module
 
     # -- fitting -------------------------------------------------------------------------------
@@ -362,16 +383,20 @@ class BayesianNetEstimator(BaseEstimator):
         return self
 
     def _fit_input_standardization(self, X):
-        """``input_mean_`` and ``input_scale_`` of the training rows (``None`` when switched off)."""
-        if self.standardize_inputs:
+        """``input_mean_`` and ``input_scale_`` of the training rows (``None`` when not standardised)."""
+        standardize = self.standardize_inputs
+        if standardize == "auto":
+            standardize = not inputs_in_range(feature_rms(X))
+        if standardize:
             standardization = InputStandardization.fit(X)
             self.input_mean_, self.input_scale_ = standardization.mean, standardization.scale
         else:
-            _warn_if_unstandardised(X)
+            if self.standardize_inputs is False:
+                _warn_if_unstandardised(X)
             self.input_mean_ = self.input_scale_ = None
 
     def _network_inputs(self, X):
-        """Validated rows as the network sees them: standardised when ``standardize_inputs``.
+        """Validated rows as the network sees them: standardised when ``fit`` standardised them.
 
         In-memory rows become a float32 array; a memmap stays where it is and is standardised
         batch by batch as it is read (:class:`~sklearn_ibvi._batches.HostRows`).

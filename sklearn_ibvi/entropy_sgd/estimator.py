@@ -63,6 +63,15 @@ _SHARED_PARAMETERS_DOC = """
         Widths of the hidden layers; ``()`` gives a linear model.
     activation : {'relu', 'tanh', 'logistic', 'identity'}, default='relu'
         Activation of the hidden layers, as in scikit-learn's MLPs.
+    module : nn.Module class or instance, default=None
+        The network of one posterior sample, for images, sequences or any architecture: it maps
+        a float32 tensor of shape ``(n_samples, n_features)`` to ``(n_samples, n_outputs)``
+        (logits of the classes, or the regression mean); reshape inside it (``nn.Unflatten``).
+        A class is built with the ``module__*`` parameters, an instance is copied. ``None``
+        builds the MLP of ``hidden_layer_sizes`` and ``activation``. Every parameter of the module is
+        trained from its prior draw (weights ``N(0, prior_scale² / fan_in)``, everything else
+        ``N(0, prior_scale²)``); batch normalisation is refused (its step is not a function of
+        the weights).
     prior_scale : float, default=1.0
         The prior is ``N(0, prior_scale² / fan_in)`` on weights and ``N(0, prior_scale²)`` on
         biases; SGD starts from a draw of it.
@@ -120,10 +129,16 @@ _SHARED_PARAMETERS_DOC = """
         Print the skorch epoch log when positive.
     warm_start : bool, default=False
         Continue from the fitted network and its entropy on the next ``fit``.
-    standardize_inputs : bool, default=True
+    standardize_inputs : {'auto', True, False}, default='auto'
         Standardise every feature with the mean and standard deviation of the training rows
         before the network (fitted in ``fit``, kept by continuations), so raw features fit as
-        well as scaled ones. The bound is conditional on ``X`` and stays valid."""
+        well as scaled ones. ``'auto'`` does so unless the largest feature root mean square is
+        in [0.1, 1.5]: images in [0, 1] and scaled tables reach the network as they are
+        (standardising nearly constant border pixels would amplify test-time noise there). The
+        bound is conditional on ``X`` and stays valid.
+    **module_params
+        ``module__<name>=value``: arguments of ``module``'s constructor, as in skorch (settable
+        with ``set_params`` and searched by grid searches)."""
 
 _SHARED_ATTRIBUTES_DOC = """
     net_ : EntropySGDNet
@@ -138,7 +153,7 @@ _SHARED_ATTRIBUTES_DOC = """
         The final bound; ``score(X_train, y_train) == bound_ / n_samples``.
     n_epochs_ : int
     input_mean_, input_scale_ : ndarray of shape (n_features,) or None
-        The standardisation of the inputs; ``None`` with ``standardize_inputs=False``.
+        The standardisation of the inputs; ``None`` when the inputs were not standardised.
     n_features_in_ : int
     feature_names_in_ : ndarray of str, if X had string column names"""
 
@@ -225,7 +240,7 @@ class EntropySGDRegressor(BayesianRegressorMixin, _EntropySGDEstimator):
         random_state=None,
         verbose=0,
         warm_start=False,
-        standardize_inputs=True,
+        standardize_inputs="auto",
         **module_params,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -305,7 +320,7 @@ class EntropySGDClassifier(BayesianClassifierMixin, _EntropySGDEstimator):
         random_state=None,
         verbose=0,
         warm_start=False,
-        standardize_inputs=True,
+        standardize_inputs="auto",
         **module_params,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes

@@ -10,13 +10,12 @@ from ..core.estimator import (
     BayesianClassifierMixin,
     BayesianNetEstimator,
     BayesianRegressorMixin,
-    hidden_layer_sizes,
     outputs_in_fixed_batches,
 )
 from ..exceptions import BoundUndefinedError
 from ..math.gaussian import COVARIANCES
 from ..networks.mup import PARAMETRIZATIONS
-from ..networks.variational import VARIATIONAL_LAYERS
+from ..networks.conversion import VARIATIONAL_LAYERS
 from .net import IBVINet, IBVINetwork
 
 _FAMILIES_WITH_A_BOUND = (
@@ -31,7 +30,7 @@ class _IBVIEstimator(BayesianNetEstimator):
         **BayesianNetEstimator._parameter_constraints,
         "covariance": [StrOptions(set(COVARIANCES))],
         "rank": [Interval(Integral, 1, None, closed="left")],
-        "variational_layers": [StrOptions(set(VARIATIONAL_LAYERS))],
+        "variational_layers": [StrOptions(set(VARIATIONAL_LAYERS)), list, tuple],
         "parametrization": [StrOptions(set(PARAMETRIZATIONS))],
         "momentum": [Interval(Real, 0, 1, closed="left")],
         "n_predict_samples": [Interval(Integral, 1, None, closed="left")],
@@ -50,14 +49,10 @@ class _IBVIEstimator(BayesianNetEstimator):
         net.n_bound_samples = self.n_bound_samples
 
     def _build_net(self, module, n_samples, likelihood, device):
-        if self.module is not None:
-            raise NotImplementedError("IBVI on a custom module")
         return IBVINet(
             module=IBVINetwork,
-            module__n_features=module.sizes[0],
-            module__n_outputs=module.sizes[-1],
-            module__hidden_layer_sizes=hidden_layer_sizes(self.hidden_layer_sizes),
-            module__activation=self.activation,
+            module__module=module,
+            module__n_outputs=self._n_outputs,
             module__variational_layers=self.variational_layers,
             module__covariance=self.covariance,
             module__rank=self.rank,
@@ -97,6 +92,13 @@ _SHARED_PARAMETERS_DOC = """
         Widths of the hidden layers; ``()`` gives a linear model.
     activation : {'relu', 'tanh', 'logistic', 'identity'}, default='relu'
         Activation of the hidden layers, as in scikit-learn's MLPs.
+    module : nn.Module class or instance, default=None
+        The network of one posterior sample, for images, sequences or any architecture: it maps
+        a float32 tensor of shape ``(n_samples, n_features)`` to ``(n_samples, n_outputs)``
+        (logits of the classes, or the regression mean); reshape inside it (``nn.Unflatten``).
+        A class is built with the ``module__*`` parameters, an instance is copied. ``None``
+        builds the MLP of ``hidden_layer_sizes`` and ``activation``. Its linear and convolutional layers
+        named by ``variational_layers`` become Gaussian; the others are point estimates.
     covariance : {'diag+lowrank', 'diagonal', 'lowrank'}, default='diag+lowrank'
         Covariance family of each variational layer: ``diag(d²) + SSᵀ``, ``diag(d²)`` or the
         paper's ``SSᵀ`` (``S`` with ``rank`` columns). ``'lowrank'`` with ``rank`` below the
@@ -104,10 +106,11 @@ _SHARED_PARAMETERS_DOC = """
         raises :class:`~sklearn_ibvi.exceptions.BoundUndefinedError`.
     rank : int, default=10
         Columns ``R`` of the low-rank factor (ignored by ``'diagonal'``).
-    variational_layers : {'input_output', 'all', 'output'}, default='input_output'
-        Which linear layers are Gaussian: the first and last (the paper's choice), all, or the
-        read-out only. The others are point estimates and the bound is conditional on them;
-        ``'all'`` bounds the whole model's evidence.
+    variational_layers : {'input_output', 'all', 'output'} or list of str, default='input_output'
+        Which linear and convolutional layers are Gaussian: the first and last (the paper's
+        choice), all, the read-out only, or the named layers of ``module`` (``nn.Linear``,
+        ``nn.Conv1d``, ``nn.Conv2d``). The others are point estimates and the bound is
+        conditional on them; ``'all'`` on an MLP bounds the whole model's evidence.
     parametrization : {'mup', 'standard'}, default='mup'
         ``'mup'``: maximal-update parametrization (mean init std ``1/√fan_in``, read-out
         ``1/fan_in``; SGD learning-rate multiplier ``fan_out/fan_in`` per layer, divided by ``R``
@@ -162,10 +165,16 @@ _SHARED_PARAMETERS_DOC = """
         Print the skorch epoch log when positive.
     warm_start : bool, default=False
         Continue from the fitted network (and its optimizer's momentum) on the next ``fit``.
-    standardize_inputs : bool, default=True
+    standardize_inputs : {'auto', True, False}, default='auto'
         Standardise every feature with the mean and standard deviation of the training rows
         before the network (fitted in ``fit``, kept by continuations), so raw features fit as
-        well as scaled ones. The bound is conditional on ``X`` and stays valid."""
+        well as scaled ones. ``'auto'`` does so unless the largest feature root mean square is
+        in [0.1, 1.5]: images in [0, 1] and scaled tables reach the network as they are
+        (standardising nearly constant border pixels would amplify test-time noise there). The
+        bound is conditional on ``X`` and stays valid.
+    **module_params
+        ``module__<name>=value``: arguments of ``module``'s constructor, as in skorch (settable
+        with ``set_params`` and searched by grid searches)."""
 
 _CLASSIFIER_LR_NOTE = (
     "Too large a rate can collapse the network to chance without diverging (digits, "
@@ -200,7 +209,7 @@ _SHARED_ATTRIBUTES_DOC = """
         The final bound; ``score(X_train, y_train) == bound_ / n_samples``.
     n_epochs_ : int
     input_mean_, input_scale_ : ndarray of shape (n_features,) or None
-        The standardisation of the inputs; ``None`` with ``standardize_inputs=False``.
+        The standardisation of the inputs; ``None`` when the inputs were not standardised.
     n_features_in_ : int
     feature_names_in_ : ndarray of str, if X had string column names"""
 
@@ -321,7 +330,7 @@ class IBVIRegressor(BayesianRegressorMixin, _IBVIEstimator):
         random_state=None,
         verbose=0,
         warm_start=False,
-        standardize_inputs=True,
+        standardize_inputs="auto",
         **module_params,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -411,7 +420,7 @@ class IBVIClassifier(BayesianClassifierMixin, _IBVIEstimator):
         random_state=None,
         verbose=0,
         warm_start=False,
-        standardize_inputs=True,
+        standardize_inputs="auto",
         **module_params,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes

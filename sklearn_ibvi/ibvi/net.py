@@ -25,7 +25,8 @@ from sklearn.exceptions import ConvergenceWarning
 from ..core.estimator import PREDICT_BATCH_SIZE
 from ..core.net import BoundTrackingNet
 from ..exceptions import warn_at_caller
-from ..networks.variational import VariationalLinear, VariationalMLP, WeightSamples
+from ..networks.conversion import VariationalNetwork
+from ..networks.variational import VariationalLinear, WeightSamples
 
 #: Epochs before a fit no better than a constant prediction is reported as collapsed.
 COLLAPSE_CHECK_MIN_EPOCHS = 5
@@ -36,14 +37,14 @@ DEAD_UNITS_WARNING_FRACTION = 0.5
 COLLAPSE_LOSS_TOLERANCE = 1e-3
 
 
-class IBVINetwork(VariationalMLP):
-    """:class:`~sklearn_ibvi.networks.variational.VariationalMLP` whose weight draws can be pinned by a seed.
+class IBVINetwork(VariationalNetwork):
+    """:class:`~sklearn_ibvi.networks.conversion.VariationalNetwork` whose weight draws can be pinned by a seed.
 
     ``forward(x, n_samples, seed)`` with a seed draws the same weights on every call, whatever the
     rows of ``x`` and whatever the device: the noise comes from a CPU generator of that seed (see
-    :meth:`~sklearn_ibvi.math.gaussian.Gaussian.sample`), so predictions and the bound do not depend on how
-    the rows are batched nor on where the model runs, and the global RNG is left untouched.
-    Without a seed (training) the global RNG of the device draws, on the device.
+    :meth:`~sklearn_ibvi.math.gaussian.Gaussian.sample`), so predictions and the bound do not
+    depend on how the rows are batched nor on where the model runs, and the global RNG is left
+    untouched. Without a seed (training) the global RNG of the device draws, on the device.
     """
 
     def forward(self, x, n_samples=1, seed=None, samples=None):
@@ -59,19 +60,14 @@ class IBVINetwork(VariationalMLP):
         """
         reference = next(self.parameters())
         generator = torch.Generator().manual_seed(seed)
-        samples = []
+        samples = {}
         with torch.no_grad():
-            for layer in self.layers:
-                if not isinstance(layer, VariationalLinear):
-                    samples.append(None)
-                    continue
+            for name, layer in self.variational.items():
                 weights = layer.variational_distribution().sample_float64(n_samples, generator)
                 weights = weights.reshape(n_samples, layer.out_features, -1)
-                samples.append(
-                    WeightSamples.from_matrices(weights, layer.in_features, layer.has_bias, reference.dtype).to(
-                        reference.device
-                    )
-                )
+                samples[name] = WeightSamples.from_matrices(
+                    weights, layer.in_features, layer.has_bias, reference.dtype
+                ).to(reference.device)
         return samples
 
 
@@ -94,7 +90,7 @@ class IBVINet(BoundTrackingNet):
     Notes
     -----
     The optimizer gets the parametrization's parameter groups
-    (:meth:`~sklearn_ibvi.networks.variational.VariationalMLP.param_groups`): group ``i`` steps with
+    (:meth:`~sklearn_ibvi.networks.conversion.VariationalNetwork.param_groups`): group ``i`` steps with
     ``lr × lr_multiplier_i``.
     """
 
@@ -238,11 +234,11 @@ class IBVINet(BoundTrackingNet):
         return total / len(X)
 
     def dead_unit_fraction(self, X):
-        """Fraction of first-layer ReLU units inactive (≤ 0) on every row under the mean weights."""
-        module = self.module_
-        if len(module.layers) < 2 or not isinstance(module.activation_fn, torch.nn.ReLU):
+        """Fraction of first-layer ReLU units inactive (≤ 0) on every row under the mean weights
+        (NaN unless the network is the built-in ReLU MLP)."""
+        first = self.module_.relu_units_after_input_layer()
+        if first is None:
             return float("nan")
-        first = module.layers[0]
         alive = torch.zeros(first.out_features, dtype=torch.bool, device=X.device)
         with torch.no_grad():
             for start in range(0, len(X), PREDICT_BATCH_SIZE):
@@ -284,7 +280,7 @@ class IBVINet(BoundTrackingNet):
             f"After {len(self.history)} epochs the training loss of the mean weights ({loss:.4g} "
             f"nats/sample) {what} that of a constant prediction ({baseline:.4g}).{dead_note} The "
             "network has collapsed or has not started learning. Unscaled inputs (the prior's "
-            "weight noise grows with the size of x: keep standardize_inputs=True) and too large a "
+            "weight noise grows with the size of x: keep standardize_inputs='auto' or True) and too large a "
             f"learning rate kill ReLU units without diverging (try a smaller `lr`, currently "
             f"{self.lr:g}); too small a one needs more epochs.",
             ConvergenceWarning,

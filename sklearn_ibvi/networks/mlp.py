@@ -24,14 +24,15 @@ class MLP(nn.Sequential):
     sizes : tuple of int
         Layer widths from input to output, e.g. ``(64, 256, 10)``; ``(d, 1)`` is a linear model.
     activation : {'relu', 'tanh', 'logistic', 'identity'}, default='relu'
+    bias : bool, default=True
     """
 
-    def __init__(self, sizes, activation="relu"):
+    def __init__(self, sizes, activation="relu", bias=True):
         layers = []
         for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
             if i > 0:
                 layers.append(ACTIVATIONS[activation]())
-            layers.append(nn.Linear(fan_in, fan_out))
+            layers.append(nn.Linear(fan_in, fan_out, bias=bias))
         super().__init__(*layers)
         self.sizes = tuple(sizes)
         self.activation = activation

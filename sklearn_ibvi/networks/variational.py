@@ -1,9 +1,9 @@
-"""Variational layers (weights and bias one Gaussian vector) and the variational MLP IBVI trains.
+"""Variational layers: a layer's weights and bias as one Gaussian vector.
 
 * :class:`VariationalLinear`, a linear layer whose weights *and* bias are one Gaussian
   vector, initialised at the prior and remembering it;
-* :class:`DeterministicLinear`, the point-estimate layer with the same parametrization;
-* :class:`VariationalMLP`, the network IBVI trains.
+* :class:`VariationalConv`, the same for 1-D and 2-D convolutions;
+* :class:`~sklearn_ibvi.networks.conversion.VariationalNetwork` puts them into any module.
 
 The prior
 ---------
@@ -39,11 +39,7 @@ from torch import Tensor, nn
 
 from ..core.validation import check_choice
 from ..math.gaussian import COVARIANCES, Gaussian
-from .mlp import ACTIVATIONS
 from .mup import LAYER_TYPES, PARAMETRIZATIONS, init_std, lr_multiplier, param_groups
-
-VARIATIONAL_LAYERS = ("input_output", "output", "all")
-
 
 def _batched_linear(x: Tensor, weights: Tensor, in_features: int, bias: bool) -> Tensor:
     """Apply S weight samples ``weights`` (S, out, in [+1]) to x (B, in) or (S, B, in).
@@ -332,220 +328,95 @@ class VariationalLinear(_GaussianWeights):
         )
 
 
-class DeterministicLinear(nn.Linear):
-    """``nn.Linear`` with Gaussian init N(0, s²) of the parametrization and its lr multiplier.
-
-    Weights and bias both have std s = :func:`init_std` (a full-support Gaussian, not
-    PyTorch's uniform) and learning-rate multiplier :func:`lr_multiplier`.
-    """
-
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        *,
-        bias: bool = True,
-        parametrization: str = "mup",
-        layer_type: str = "hidden",
-        device=None,
-        dtype=None,
-    ):
-        super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
-        self.parametrization = parametrization
-        self.layer_type = layer_type
-        self.init_std = init_std(in_features, layer_type, parametrization)
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        """Draw weight and bias from N(0, s²)."""
-        # nn.Linear.__init__ calls this before init_std exists: skip that call, so
-        # that no random numbers are drawn twice (keeps seeded inits reproducible).
-        if not hasattr(self, "init_std"):
-            return
-        with torch.no_grad():
-            self.weight.normal_(0.0, self.init_std)
-            if self.bias is not None:
-                self.bias.normal_(0.0, self.init_std)
-
-    @property
-    def lr_multipliers(self) -> dict[str, float]:
-        m = lr_multiplier(self.in_features, self.out_features, self.parametrization)
-        return {"weight": m, "bias": m} if self.bias is not None else {"weight": m}
-
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, parametrization={self.parametrization!r}, layer_type={self.layer_type!r}"
-
-
 # ---------------------------------------------------------------------------
-# Network
+# Convolutions
 # ---------------------------------------------------------------------------
 
+_CONVOLUTIONS = {1: nn.functional.conv1d, 2: nn.functional.conv2d}
 
-class VariationalMLP(nn.Module):
-    """Multilayer perceptron with some Gaussian layers: the network IBVI trains.
+
+class VariationalConv(_GaussianWeights):
+    """1-D or 2-D convolution with Gaussian weights, initialised at (and remembering) its prior.
+
+    The kernel and the bias form one parameter vector, stored row-wise as the
+    (out_channels, in_channels/groups · ∏kernel_size [+1]) matrix ``mean`` whose last column is
+    the bias: a convolution is a linear layer applied to every patch, and the covariance family,
+    the prior and the μP rules are those of :class:`VariationalLinear` for that matrix
+    (``fan_in = in_channels/groups · ∏kernel_size``); its μP learning-rate multiplier is that of
+    torch's fans, ``out_channels / (in_channels/groups)``, as in :mod:`torch.nn.init`.
 
     Parameters
     ----------
-    n_features : int
-    n_outputs : int
-    hidden_layer_sizes : tuple of int, default=(100,)
-        Widths of the hidden layers; ``()`` is a linear model.
-    activation : {'relu', 'tanh', 'logistic', 'identity'}, default='relu'
-    variational_layers : {'input_output', 'output', 'all'}, default='input_output'
-        Which layers are :class:`VariationalLinear`; the others are
-        :class:`DeterministicLinear` point estimates. 'input_output' is the paper's
-        choice (first and last layer).
-    covariance : {'lowrank', 'diagonal', 'diag+lowrank'}, default='lowrank'
-        Covariance family of every variational layer (:class:`VariationalLinear`).
-    rank : int, default=10
-        Rank R of the low-rank factors.
-    prior_scale : float, default=1.0
-        Prior std in units of the init std (:class:`VariationalLinear`).
-    parametrization : {'mup', 'standard'}, default='mup'
-        Init and learning-rate rules of every layer, variational or not.
-    bias : bool, default=True
-    device, dtype : optional
-
-    Attributes
-    ----------
-    layers : nn.ModuleList
-        The linear layers; the first has ``layer_type='input'``, the last 'output'
-        (a single layer, i.e. a linear model, is typed 'input': no width to scale).
-    activation_fn : nn.Module
-
-    Notes
-    -----
-    With point-estimate layers the KL of :meth:`kl_divergence` (and any ELBO built from
-    it) is conditional on those layers; with ``variational_layers='all'`` it covers the
-    whole model.
+    conv : nn.Conv1d or nn.Conv2d
+        The layer whose shape and arguments (stride, padding, dilation, groups, bias) it takes;
+        its values are not used. ``padding_mode`` must be ``'zeros'``.
+    covariance, rank, prior_scale, parametrization, layer_type :
+        As for :class:`VariationalLinear`.
     """
 
-    def __init__(
-        self,
-        n_features: int,
-        n_outputs: int,
-        hidden_layer_sizes: tuple[int, ...] = (100,),
-        *,
-        activation: str = "relu",
-        variational_layers: str = "input_output",
-        covariance: str = "lowrank",
-        rank: int = 10,
-        prior_scale: float = 1.0,
-        parametrization: str = "mup",
-        bias: bool = True,
-        device=None,
-        dtype=None,
-    ):
-        super().__init__()
-        check_choice("activation", activation, ACTIVATIONS)
-        check_choice("variational_layers", variational_layers, VARIATIONAL_LAYERS)
-        self.n_features = n_features
-        self.n_outputs = n_outputs
-        self.hidden_layer_sizes = tuple(hidden_layer_sizes)
-        self.variational_layers = variational_layers
-        self.activation_fn = ACTIVATIONS[activation]()
-        widths = [n_features, *self.hidden_layer_sizes, n_outputs]
-        last = len(widths) - 2
-        layers = []
-        for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
-            layer_type = "input" if i == 0 else "output" if i == last else "hidden"
-            if self._is_variational(i, last):
-                layer = VariationalLinear(
-                    fan_in, fan_out, bias=bias, covariance=covariance, rank=rank, prior_scale=prior_scale,
-                    parametrization=parametrization, layer_type=layer_type, device=device, dtype=dtype,
-                )  # fmt: skip
-            else:
-                layer = DeterministicLinear(
-                    fan_in, fan_out, bias=bias, parametrization=parametrization, layer_type=layer_type,
-                    device=device, dtype=dtype,
-                )  # fmt: skip
-            layers.append(layer)
-        self.layers = nn.ModuleList(layers)
+    def __init__(self, conv, *, covariance="lowrank", rank=10, prior_scale=1.0, parametrization="mup",
+                 layer_type="hidden"):  # fmt: skip
+        check_choice("covariance", covariance, COVARIANCES)
+        check_choice("parametrization", parametrization, PARAMETRIZATIONS)
+        check_choice("layer_type", layer_type, LAYER_TYPES)
+        if conv.padding_mode != "zeros":
+            raise ValueError(f"Variational convolutions support padding_mode='zeros', not {conv.padding_mode!r}.")
+        self.kernel_shape = tuple(conv.weight.shape[1:])
+        self.in_features = math.prod(self.kernel_shape)  # the fan-in of one output channel
+        self.out_features = conv.out_channels
+        std = init_std(self.in_features, layer_type, parametrization)
+        has_bias = conv.bias is not None
+        super().__init__(
+            (self.out_features, self.in_features + has_bias), covariance=covariance, rank=rank, init_std=std,
+            prior_std=float(prior_scale) * std, device=conv.weight.device, dtype=conv.weight.dtype,
+        )  # fmt: skip
+        self.has_bias = has_bias
+        self.convolution = _CONVOLUTIONS[len(self.kernel_shape) - 1]
+        self.conv_args = {"stride": conv.stride, "padding": conv.padding, "dilation": conv.dilation}
+        self.groups = conv.groups
+        self.prior_scale = float(prior_scale)
+        self.parametrization = parametrization
+        self.layer_type = layer_type
 
-    def _is_variational(self, i: int, last: int) -> bool:
-        if self.variational_layers == "all":
-            return True
-        if self.variational_layers == "output":
-            return i == last
-        return i in (0, last)
+    @property
+    def lr_multipliers(self) -> dict[str, float]:
+        """Learning-rate multiplier per parameter name (as :attr:`VariationalLinear.lr_multipliers`)."""
+        # torch's fans, both with the kernel size: the multiplier is out_channels / in_channels
+        fan_out = self.out_features * math.prod(self.kernel_shape[1:])
+        return self._lr_multipliers(lr_multiplier(self.in_features, fan_out, self.parametrization))
 
-    def forward(
-        self,
-        x: Tensor,
-        n_samples: int = 1,
-        generator: torch.Generator | None = None,
-        samples: list[WeightSamples | None] | None = None,
-    ) -> Tensor:
-        """Network outputs under ``n_samples`` independent weight draws.
+    def sample_weights(self, n_samples: int = 1, generator: torch.Generator | None = None) -> Tensor:
+        """``n_samples`` draws of the (out, fan_in [+1]) weight matrix, bias last."""
+        w = self.variational_distribution().sample(n_samples, generator)
+        return w.reshape(n_samples, self.out_features, self.in_features + self.has_bias)
 
-        Deterministic layers before the first variational layer run once on the shared
-        (B, ·) input; from the first variational layer on, the activations carry a
-        leading sample axis and each variational layer draws one weight sample per
-        index, batched. With ``variational_layers='output'`` only the read-out is
-        sampled S times.
-
-        Parameters
-        ----------
-        x : Tensor of shape (B, n_features)
-        n_samples : int, default=1
-            S; one per minibatch in training.
-        generator : torch.Generator on the CPU, optional
-            Where the weight noise comes from, layer after layer (see :meth:`Gaussian.sample`): a seeded
-            one gives the same draws on every device. Default: the global RNG of the device.
-        samples : list of WeightSamples or None, optional
-            Weights drawn beforehand, one entry per layer (None for point-estimate layers), e.g.
-            by :meth:`sample_weights`; then nothing is drawn and ``n_samples`` and ``generator``
-            are ignored.
-
-        Returns
-        -------
-        Tensor of shape (S, B, n_outputs)
-        """
-        h = x
-        sampled = False
-        for i, layer in enumerate(self.layers):
-            if isinstance(layer, VariationalLinear):
-                if samples is not None:
-                    h = layer(h, samples=samples[i])
-                else:
-                    h = layer(h, None if sampled else n_samples, generator)
-                sampled = True
-            else:
-                h = layer(h)
-            if i < len(self.layers) - 1:
-                h = self.activation_fn(h)
-        return h
-
-    def sample_weights(
-        self, n_samples: int = 1, generator: torch.Generator | None = None
-    ) -> list[WeightSamples | None]:
-        """``n_samples`` draws of every variational layer, for ``forward(x, samples=...)``.
-
-        The draws are those :meth:`forward` makes with the same ``n_samples`` and ``generator``
-        (layer after layer, each as :meth:`Gaussian.sample`), in the network's dtype. One entry per layer,
-        None for the point-estimate layers.
-        """
-        return [
-            WeightSamples.from_matrices(layer.sample_weights(n_samples, generator), layer.in_features, layer.has_bias)
-            if isinstance(layer, VariationalLinear)
-            else None
-            for layer in self.layers
-        ]
+    def forward(self, x: Tensor, samples: WeightSamples) -> Tensor:
+        """Outputs ``(S·B, out, ...)`` of the rows ``x`` of shape ``(S·B, in, ...)``, sample ``s``
+        applied to the ``s``-th block of B rows (one grouped convolution over the samples)."""
+        weight, bias = samples
+        n_samples = weight.shape[0]
+        n_rows = x.shape[0] // n_samples
+        spatial = x.shape[2:]
+        # (S·B, C, ...) → (B, S·C, ...): each sample's channels become groups of their own.
+        stacked = x.reshape(n_samples, n_rows, -1, *spatial).transpose(0, 1).reshape(n_rows, -1, *spatial)
+        kernels = weight.reshape(n_samples * self.out_features, *self.kernel_shape)
+        out = self.convolution(
+            stacked, kernels, None if bias is None else bias.reshape(-1), groups=n_samples * self.groups,
+            **self.conv_args,
+        )  # fmt: skip
+        out_spatial = out.shape[2:]
+        out = out.reshape(n_rows, n_samples, self.out_features, *out_spatial).transpose(0, 1)
+        return out.reshape(n_samples * n_rows, self.out_features, *out_spatial)
 
     def forward_mean(self, x: Tensor) -> Tensor:
-        """Outputs with every variational layer at its mean, shape (B, n_outputs)."""
-        h = x
-        for i, layer in enumerate(self.layers):
-            h = layer.forward_mean(h) if isinstance(layer, VariationalLinear) else layer(h)
-            if i < len(self.layers) - 1:
-                h = self.activation_fn(h)
-        return h
+        """Output with the mean weights."""
+        weight = self.mean[:, : self.in_features].reshape(self.out_features, *self.kernel_shape)
+        bias = self.mean[:, self.in_features] if self.has_bias else None
+        return self.convolution(x, weight, bias, groups=self.groups, **self.conv_args)
 
-    def kl_divergence(self) -> Tensor:
-        """Σ over variational layers of KL(q ‖ p), float64 (inf if any layer's is)."""
-        kls = [layer.kl_divergence() for layer in self.layers if isinstance(layer, VariationalLinear)]
-        return torch.stack(kls).sum()
-
-    def param_groups(self, lr: float) -> list[dict]:
-        """Optimizer parameter groups with the parametrization's multipliers (:func:`param_groups`)."""
-        return param_groups(self, lr)
+    def extra_repr(self) -> str:
+        return (
+            f"kernel_shape={self.kernel_shape}, out_channels={self.out_features}, bias={self.has_bias}, "
+            f"covariance={self.covariance!r}, rank={self.rank}, prior_scale={self.prior_scale}, "
+            f"parametrization={self.parametrization!r}, layer_type={self.layer_type!r}"
+        )
