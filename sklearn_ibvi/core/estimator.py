@@ -49,6 +49,7 @@ from sklearn.utils.validation import (
 from skorch.exceptions import DeviceWarning
 
 from .batches import HostRows, TensorBatches, is_out_of_core
+from .optim import SGD
 from .devices import (
     resolve_device,
     seeded_torch,
@@ -570,7 +571,7 @@ class BayesianNetEstimator(BaseEstimator):
             criterion__likelihood=likelihood,
             criterion__noise_std=getattr(self, "noise_std", 1.0),
             criterion__target_scale=getattr(self, "target_scale_", 1.0),
-            optimizer=torch.optim.SGD,
+            optimizer=SGD,
             lr=self.lr,
             max_epochs=self.max_epochs,
             batch_size=self._batch_size_for(n_samples),
