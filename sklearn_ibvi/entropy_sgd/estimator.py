@@ -73,8 +73,9 @@ _SHARED_PARAMETERS_DOC = """
         ``N(0, prior_scale²)``); batch normalisation is refused (its step is not a function of
         the weights).
     prior_scale : float, default=1.0
-        The prior is ``N(0, prior_scale² / fan_in)`` on weights and ``N(0, prior_scale²)`` on
-        biases; SGD starts from a draw of it.
+        Prior standard deviation of every parameter in units of its initialisation scale, as in
+        IBVI: ``N(0, prior_scale² / fan_in)`` on weights (LeCun's scale) and ``N(0, prior_scale²)``
+        on biases; SGD starts from a draw of it.
     lr : float, default=0.03 (classifier), 0.005 (regressor)
         Learning rate in the units of the *mean* minibatch loss, as in scikit-learn and skorch:
         the cross-entropy for classifiers, half the squared error of standardised targets for

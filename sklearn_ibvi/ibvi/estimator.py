@@ -117,8 +117,9 @@ _SHARED_PARAMETERS_DOC = """
         for the low-rank factor), so that a learning rate tuned at one width transfers to others.
         ``'standard'``: init std ``1/√fan_in`` everywhere, multiplier 1.
     prior_scale : float, default=1.0
-        Prior standard deviation of every parameter in units of its init std. The prior is the
-        initial variational distribution: mean ``μ₀`` a draw of the parametrization's init,
+        Prior standard deviation of every parameter in units of its initialisation scale, as in
+        entropy-SGD (here the parametrization's init std). The prior is the initial variational
+        distribution: mean ``μ₀`` a draw of the parametrization's init,
         covariance ``(prior_scale · init std)² I`` (on average, for the low-rank families).
     lr : float, default={lr}
         SGD learning rate in the units of the mean minibatch loss, as in scikit-learn and skorch
