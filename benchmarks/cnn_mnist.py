@@ -1,8 +1,8 @@
 """IBVI on a user's convolutional network: a small CNN on MNIST against the same CNN trained plainly
 and against IBVI's default MLP, clean and under the package's image corruptions.
 
-    python benchmarks/cnn_mnist.py            # 10,000 training rows, 3 seeds (about 15 min, 2 cores)
-    python benchmarks/cnn_mnist.py --quick    # 2,000 rows, 1 seed (about 1 min)
+    python benchmarks/cnn_mnist.py            # 10,000 training rows, 3 seeds (about 2 min, one thread)
+    python benchmarks/cnn_mnist.py --quick    # 2,000 rows, 1 seed (under a minute)
 
 Every model trains 10 epochs with SGD (momentum 0.9, batch 128, lr 0.05) on the same rows; the
 test set is 5,000 MNIST test digits, clean, with Gaussian pixel noise (severity 3) and rotated by
