@@ -8,7 +8,10 @@ Build the HTML documentation from the repository root with::
 errors, as CI should. Without internet access set
 ``SKLEARN_IBVI_DOCS_OFFLINE=1``: links to other projects' documentation then
 stay plain text instead of failing to fetch their inventories, and
-``SKLEARN_IBVI_DOCS_NO_GALLERY=1`` skips running the examples.
+``SKLEARN_IBVI_DOCS_NO_GALLERY=1`` skips running the examples, while
+``SKLEARN_IBVI_FAST_EXAMPLES=1`` runs them with fewer epochs and rows (as CI
+does). Maths is rendered by MathJax, which the reader's browser loads from
+its CDN; the build itself fetches nothing.
 """
 
 import os
