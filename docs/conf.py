@@ -8,7 +8,10 @@ Build the HTML documentation from the repository root with::
 errors, as CI should. Without internet access set
 ``SKLEARN_IBVI_DOCS_OFFLINE=1``: links to other projects' documentation then
 stay plain text instead of failing to fetch their inventories, and
-``SKLEARN_IBVI_DOCS_NO_GALLERY=1`` skips running the examples.
+``SKLEARN_IBVI_DOCS_NO_GALLERY=1`` skips running the examples, while
+``SKLEARN_IBVI_FAST_EXAMPLES=1`` runs them with fewer epochs and rows (as CI
+does). Maths is rendered by MathJax, which the reader's browser loads from
+its CDN; the build itself fetches nothing.
 """
 
 import os
@@ -43,7 +46,10 @@ extensions = [
 ]
 source_suffix = {".rst": "restructuredtext"}  # Markdown only where included explicitly
 # The included result files start at "#"; they sit under a section of benchmarks.rst.
-suppress_warnings = ["myst.header"]
+# Their relative links (e.g. ``[README.md](README.md)``) point at repository files next to
+# them, which resolve on GitHub but are not pages of these docs; myst-parser then cannot
+# resolve them and renders them as plain text (myst.xref_missing). Only Markdown is affected.
+suppress_warnings = ["myst.header", "myst.xref_missing"]
 
 templates_path = ["_templates"]
 exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
@@ -93,6 +99,10 @@ if find_spec("pydata_sphinx_theme") is not None:
         "navigation_with_keys": False,
         "show_toc_level": 2,
     }
+    # The guide pages are top-level pages without children: the "Section Navigation"
+    # sidebar would be empty there, so it is dropped; the header bar and the page's own
+    # table of contents (right) navigate them.
+    html_sidebars = {page: [] for page in ("install", "user_guide", "model_selection", "benchmarks")}
 else:
     html_theme = "alabaster"
 html_title = f"sklearn-ibvi {release}"

@@ -19,6 +19,7 @@ deeper network, 100 epochs, three seeds, five kinds of corruption, deep ensemble
 scaling and the IBVI authors' own library beside it).
 """
 
+import os
 import warnings
 
 import matplotlib.pyplot as plt
@@ -37,7 +38,9 @@ X = X / 16  # pixel intensities in [0, 1], as corrupt_images expects
 X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.4, stratify=y, random_state=0)
 
 # The same architecture, optimiser, batch size and epochs for both.
-common = dict(hidden_layer_sizes=(128,), batch_size=64, max_epochs=40, random_state=0)
+# Set SKLEARN_IBVI_FAST_EXAMPLES=1 (as the docs CI does) for a quick run with fewer epochs/rows.
+FAST = bool(os.environ.get("SKLEARN_IBVI_FAST_EXAMPLES"))
+common = dict(hidden_layer_sizes=(128,), batch_size=64, max_epochs=5 if FAST else 40, random_state=0)
 ibvi = IBVIClassifier(lr=0.05, **common).fit(X_train, y_train)
 mlp = MLPClassifier(
     hidden_layer_sizes=common["hidden_layer_sizes"],

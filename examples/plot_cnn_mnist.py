@@ -14,6 +14,7 @@ then compares their test log loss on clean digits and on digits rotated by 30°
 IBVI's MLP beside it, is ``benchmarks/cnn_mnist.py`` (the benchmarks page shows its table).
 """
 
+import os
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -39,8 +40,10 @@ class CNN(nn.Module):
         return self.layers(x)
 
 
-X_train, X_test, y_train, y_test = load_mnist(n_train=2000, n_test=1000, random_state=0)
-training = dict(lr=0.05, batch_size=128, max_epochs=8)
+# Set SKLEARN_IBVI_FAST_EXAMPLES=1 (as the docs CI does) for a quick run with fewer epochs/rows.
+FAST = bool(os.environ.get("SKLEARN_IBVI_FAST_EXAMPLES"))
+X_train, X_test, y_train, y_test = load_mnist(n_train=500 if FAST else 2000, n_test=300 if FAST else 1000, random_state=0)
+training = dict(lr=0.05, batch_size=128, max_epochs=2 if FAST else 8)
 
 ibvi = IBVIClassifier(module=CNN, module__channels=16, random_state=0, **training).fit(X_train, y_train)
 print("variational layers:", list(ibvi.net_.module_.variational))

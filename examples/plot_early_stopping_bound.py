@@ -13,6 +13,7 @@ where the bound peaks relative to the best test epoch — it typically peaks *ea
 model-selection study in the documentation).
 """
 
+import os
 import warnings
 
 import matplotlib.pyplot as plt
@@ -37,7 +38,9 @@ X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, random_
 scaler = StandardScaler().fit(X_train)
 X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
 
-n_epochs = 100
+# Set SKLEARN_IBVI_FAST_EXAMPLES=1 (as the docs CI does) for a quick run with fewer epochs/rows.
+FAST = bool(os.environ.get("SKLEARN_IBVI_FAST_EXAMPLES"))
+n_epochs = 15 if FAST else 100
 model = EntropySGDRegressor(
     hidden_layer_sizes=(50,), lr=0.005, batch_size=32, max_epochs=1, n_chains=2, random_state=0
 )

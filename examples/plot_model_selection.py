@@ -21,6 +21,7 @@ reads every epoch off one fit per fold and halves the candidates the same way. A
 on a held-out test set the selectors never see; the compute is their wall time.
 """
 
+import os
 import time
 import warnings
 
@@ -38,7 +39,9 @@ X_train, X_test, y_train, y_test = train_test_split(X, y, train_size=300, random
 scaler = StandardScaler().fit(X_train)
 X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
 
-estimator = EntropySGDRegressor(max_epochs=100, batch_size=32, noise_std=0.6, random_state=0)
+# Set SKLEARN_IBVI_FAST_EXAMPLES=1 (as the docs CI does) for a quick run with fewer epochs/rows.
+FAST = bool(os.environ.get("SKLEARN_IBVI_FAST_EXAMPLES"))
+estimator = EntropySGDRegressor(max_epochs=16 if FAST else 100, batch_size=32, noise_std=0.6, random_state=0)
 grid = {"hidden_layer_sizes": [(16,), (64,)], "prior_scale": [0.5, 2.0]}
 
 warnings.simplefilter("ignore")  # bound-validity warnings of the refits are kept in their histories
@@ -47,7 +50,7 @@ search = BlockPrequentialSearchCV(estimator, grid).fit(X_train, y_train)
 search_seconds = time.perf_counter() - start
 
 start = time.perf_counter()
-cv = GridSearchCV(estimator, {**grid, "max_epochs": [25, 50, 100]}, scoring=log_predictive_scorer, cv=5)
+cv = GridSearchCV(estimator, {**grid, "max_epochs": [4, 8, 16] if FAST else [25, 50, 100]}, scoring=log_predictive_scorer, cv=5)
 cv.fit(X_train, y_train)
 cv_seconds = time.perf_counter() - start
 

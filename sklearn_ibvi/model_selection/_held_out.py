@@ -143,7 +143,7 @@ class BlockPrequential(HeldOutScheme):
 
     def scaled_epoch(self, block_curves):
         """The epochs for a fit on all rows, from the blocks' criterion curves
-        (:func:`scaled_stopping_epoch` of the ``n/4`` and ``n/2`` prefixes' curves, each summed
+        (``scaled_stopping_epoch`` of the ``n/4`` and ``n/2`` prefixes' curves, each summed
         over the orderings).
 
         Parameters
