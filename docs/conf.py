@@ -46,10 +46,7 @@ extensions = [
 ]
 source_suffix = {".rst": "restructuredtext"}  # Markdown only where included explicitly
 # The included result files start at "#"; they sit under a section of benchmarks.rst.
-# Their relative links (e.g. ``[README.md](README.md)``) point at repository files next to
-# them, which resolve on GitHub but are not pages of these docs; myst-parser then cannot
-# resolve them and renders them as plain text (myst.xref_missing). Only Markdown is affected.
-suppress_warnings = ["myst.header", "myst.xref_missing"]
+suppress_warnings = ["myst.header"]
 
 templates_path = ["_templates"]
 exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
