@@ -262,6 +262,18 @@ def unchanged_on_failure(estimator):
         raise
 
 
+#: The parameters documented alike in every estimator (numpydoc lines, closing its Parameters).
+INPUT_PARAMETERS_DOC = """    standardize_inputs : {'auto', True, False}, default='auto'
+        Standardise every feature with the mean and standard deviation of the training rows
+        before the network (fitted in ``fit``, kept by continuations), so raw features fit as
+        well as scaled ones. ``'auto'`` does so unless the largest feature root mean square is
+        in [0.1, 1.5]: images in [0, 1] and scaled tables reach the network as they are
+        (standardising nearly constant border pixels would amplify test-time noise there). The
+        bound is conditional on ``X`` and stays valid.
+    **module_params
+        ``module__<name>=value``: arguments of ``module``'s constructor, as in skorch (settable
+        with ``set_params`` and searched by grid searches)."""
+
 class BayesianNetEstimator(BaseEstimator):
     """Base of the estimators: fit, validation, seeding, device and the bound as ``score``."""
 

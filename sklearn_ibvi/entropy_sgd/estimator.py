@@ -4,7 +4,12 @@ from numbers import Integral, Real
 
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ..core.estimator import BayesianClassifierMixin, BayesianNetEstimator, BayesianRegressorMixin
+from ..core.estimator import (
+    INPUT_PARAMETERS_DOC,
+    BayesianClassifierMixin,
+    BayesianNetEstimator,
+    BayesianRegressorMixin,
+)
 from ..exceptions import BoundUndefinedError
 from ..networks.chains import Chains
 from .net import EntropySGDNet
@@ -130,16 +135,7 @@ _SHARED_PARAMETERS_DOC = """
         Print the skorch epoch log when positive.
     warm_start : bool, default=False
         Continue from the fitted network and its entropy on the next ``fit``.
-    standardize_inputs : {'auto', True, False}, default='auto'
-        Standardise every feature with the mean and standard deviation of the training rows
-        before the network (fitted in ``fit``, kept by continuations), so raw features fit as
-        well as scaled ones. ``'auto'`` does so unless the largest feature root mean square is
-        in [0.1, 1.5]: images in [0, 1] and scaled tables reach the network as they are
-        (standardising nearly constant border pixels would amplify test-time noise there). The
-        bound is conditional on ``X`` and stays valid.
-    **module_params
-        ``module__<name>=value``: arguments of ``module``'s constructor, as in skorch (settable
-        with ``set_params`` and searched by grid searches)."""
+""" + INPUT_PARAMETERS_DOC
 
 _SHARED_ATTRIBUTES_DOC = """
     net_ : EntropySGDNet
