@@ -142,8 +142,9 @@ _SHARED_ATTRIBUTES_DOC = """
         The trained skorch net; ``net_.module_`` holds the chains' weights.
     history_ : skorch.History
         Per epoch: ``bound``, ``bound_se``, ``entropy_subsampling_se``, ``log_likelihood``, ``log_prior``, ``entropy``,
-        ``prequential_log_likelihood``, ``step_curvature`` (the epoch's largest ``α λ_max``), ``train_loss``;
-        per step: ``history_[:, 'batches', :, 'step_curvature']``.
+        ``prequential_log_likelihood``, ``step_curvature`` (the epoch's largest ``α λ_max``),
+        ``noise_std`` (regressors: the noise in force, in units of ``y``); per step:
+        ``history_[:, 'batches', :, 'step_curvature']``.
     bound_curve_ : ndarray of shape (n_epochs,)
         Lower-bound estimate of ``log p(y | X)`` (nats, whole training set) after each epoch.
     bound_ : float
