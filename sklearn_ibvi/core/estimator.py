@@ -337,7 +337,8 @@ class BayesianNetEstimator(BaseEstimator):
                 self.module, self._module_params(), hidden_layer_sizes(self.hidden_layer_sizes), self.activation,
                 X.shape[1], self._n_outputs,
             )  # fmt: skip
-            rows = X[:2] if isinstance(X[:2], torch.Tensor) else torch.as_tensor(np.asarray(X[:2], dtype=np.float32))
+            rows = X[:2]
+            rows = rows if isinstance(rows, torch.Tensor) else torch.as_tensor(np.asarray(rows, dtype=np.float32))
             check_output_shape(module, rows.float(), self._n_outputs, self._output_meaning)
         return module
 

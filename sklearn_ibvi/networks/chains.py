@@ -139,9 +139,3 @@ class Chains(nn.Module):
     def n_parameters(self):
         """Parameters per chain ``D``."""
         return self.prior_std.numel()
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        # A meta-device module pickles as its structure; rebuilt on load.
-        state["template"] = copy.deepcopy(self.template)
-        return state

@@ -109,23 +109,20 @@ class _Sampled(nn.Module):
             raise RuntimeError("A variational layer runs only inside VariationalNetwork.forward.")
         if draws.mean:
             return layer.forward_mean(x)
-        samples = draws.samples.get(self.name)
-        if samples is None:
-            weights = layer.sample_weights(draws.n_samples, draws.generator)
-            samples = WeightSamples.from_matrices(weights, layer.in_features, layer.has_bias)
+        samples = draws.samples.get(self.name)  # None: the layer draws
         n_samples = draws.n_samples
         if isinstance(layer, VariationalLinear):
             if x.dim() != 2:
                 raise ValueError(f"A variational nn.Linear takes (rows, features) inputs, got {tuple(x.shape)}.")
             # Shared rows: one GEMM for all draws; folded rows: one batched GEMM over the draws.
             rows = x if not draws.tiled else x.reshape(n_samples, -1, x.shape[-1])
-            out = layer(rows, samples=samples)
+            out = layer(rows, n_samples, draws.generator, samples)
             draws.tiled = True
             return out.reshape(-1, out.shape[-1])
         if not draws.tiled:
             x = x.repeat(n_samples, *([1] * (x.dim() - 1)))
             draws.tiled = True
-        return layer(x, samples)
+        return layer(x, n_samples, draws.generator, samples)
 
 
 class VariationalNetwork(nn.Module):

@@ -362,7 +362,8 @@ class VariationalConv(_GaussianWeights):
         if conv.padding_mode != "zeros":
             raise ValueError(f"Variational convolutions support padding_mode='zeros', not {conv.padding_mode!r}.")
         self.kernel_shape = tuple(conv.weight.shape[1:])
-        self.in_features = math.prod(self.kernel_shape)  # the fan-in of one output channel
+        # torch's fans, both with the kernel size: the μP multiplier is out_channels / in_channels
+        self.in_features, self.fan_out = nn.init._calculate_fan_in_and_fan_out(conv.weight)
         self.out_features = conv.out_channels
         std = init_std(self.in_features, layer_type, parametrization)
         has_bias = conv.bias is not None
@@ -381,18 +382,28 @@ class VariationalConv(_GaussianWeights):
     @property
     def lr_multipliers(self) -> dict[str, float]:
         """Learning-rate multiplier per parameter name (as :attr:`VariationalLinear.lr_multipliers`)."""
-        # torch's fans, both with the kernel size: the multiplier is out_channels / in_channels
-        fan_out = self.out_features * math.prod(self.kernel_shape[1:])
-        return self._lr_multipliers(lr_multiplier(self.in_features, fan_out, self.parametrization))
+        return self._lr_multipliers(lr_multiplier(self.in_features, self.fan_out, self.parametrization))
 
     def sample_weights(self, n_samples: int = 1, generator: torch.Generator | None = None) -> Tensor:
         """``n_samples`` draws of the (out, fan_in [+1]) weight matrix, bias last."""
         w = self.variational_distribution().sample(n_samples, generator)
         return w.reshape(n_samples, self.out_features, self.in_features + self.has_bias)
 
-    def forward(self, x: Tensor, samples: WeightSamples) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        n_samples: int,
+        generator: torch.Generator | None = None,
+        samples: WeightSamples | None = None,
+    ) -> Tensor:
         """Outputs ``(S·B, out, ...)`` of the rows ``x`` of shape ``(S·B, in, ...)``, sample ``s``
-        applied to the ``s``-th block of B rows (one grouped convolution over the samples)."""
+        applied to the ``s``-th block of B rows (one grouped convolution over the samples).
+
+        The ``n_samples`` draws come from ``generator`` (see :meth:`sample_weights`), or are the
+        ``samples`` drawn beforehand."""
+        if samples is None:
+            draws = self.sample_weights(n_samples, generator)
+            samples = WeightSamples.from_matrices(draws, self.in_features, self.has_bias)
         weight, bias = samples
         n_samples = weight.shape[0]
         n_rows = x.shape[0] // n_samples
