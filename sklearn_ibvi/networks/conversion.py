@@ -211,11 +211,10 @@ class VariationalNetwork(nn.Module):
         """Outputs ``(B, n_outputs)`` with every variational layer at its mean."""
         return self._run(x, _Draws(mean=True))
 
-    def sample_weights(self, n_samples=1, generator=None, dtype=None):
+    def sample_weights(self, n_samples=1, generator=None):
         """``n_samples`` draws of every variational layer, layer after layer, for ``forward(x, samples=...)``."""
         return {
-            name: WeightSamples.from_matrices(layer.sample_weights(n_samples, generator), layer.in_features,
-                                              layer.has_bias, dtype)  # fmt: skip
+            name: WeightSamples.from_matrices(layer.sample_weights(n_samples, generator), layer.in_features, layer.has_bias)
             for name, layer in self.variational.items()
         }
 
