@@ -108,44 +108,48 @@ html_static_path = []
 # -- Benchmark tables ----------------------------------------------------------
 
 
-def _write_benchmark_includes():
-    """List the benchmark result tables (Markdown) for ``benchmarks.rst``.
+#: The result files shown on the benchmarks page, in this order, with their section titles
+#: (``benchmarks/results/<name>.md``, written by the scripts in ``benchmarks/``).
+BENCHMARK_RESULTS = {
+    "model_selection": "Model selection",
+    "peers": "IBVI against peer methods",
+    "regression_coverage": "Regression intervals",
+    "cnn_mnist": "Your own network: a CNN on MNIST",
+    "ibvi_benchmark": "IBVI under corruption",
+    "ibvi_width_transfer": "Learning rates across widths",
+    "fit_time": "Fit time",
+    "predict_time": "Prediction time",
+    "gpu_fit_time": "GPU fit time",
+    "early_stopping": "Early stopping",
+}
 
-    ``benchmarks/results/*.md`` and ``benchmarks/*/*.md``. reStructuredText
-    cannot include a glob, so the list is regenerated on each build; myst-parser
-    renders the Markdown tables.
+
+def _write_benchmark_includes():
+    """Write the include list of the benchmark result tables (Markdown) for ``benchmarks.rst``.
+
+    reStructuredText cannot include a glob, so the list is regenerated on each build;
+    myst-parser renders the Markdown tables. A result file not yet written is said to be
+    missing rather than silently left out.
     """
-    benchmarks = REPO_DIR / "benchmarks"
-    results = sorted(
-        path
-        for path in benchmarks.glob("*/*.md")
-        if path.name.lower() != "readme.md"
-    )
+    results = REPO_DIR / "benchmarks" / "results"
     # Result files name their plots relative to themselves; inside benchmarks.rst they resolve
     # from docs/, so the plots are copied there (git-ignored).
-    for plot in [*(benchmarks / "results").glob("*.png"), *benchmarks.glob("*/*.png")]:
+    for plot in results.glob("*.png"):
         shutil.copyfile(plot, DOCS_DIR / plot.name)
-    target = DOCS_DIR / "gen_modules" / "benchmark_results.inc"
     lines = []
-    for path in results:
-        if path.stem == "results":
-            stem = path.parent.name
-        elif path.parent.name == "results":
-            stem = path.stem
+    for name, title in BENCHMARK_RESULTS.items():
+        path = results / f"{name}.md"
+        lines += [f".. _benchmark_{name}:", "", title, "-" * len(title), ""]
+        if path.is_file():
+            lines += [
+                # A leading "/" makes Sphinx resolve the path from docs/.
+                f".. include:: /{Path(os.path.relpath(path, DOCS_DIR)).as_posix()}",
+                "   :parser: myst_parser.sphinx_",
+                "",
+            ]
         else:
-            stem = f"{path.parent.name}: {path.stem}"
-        title = stem.replace("_", " ").capitalize()
-        lines += [
-            title,
-            "-" * len(title),
-            "",
-            # A leading "/" makes Sphinx resolve the path from docs/.
-            f".. include:: /{Path(os.path.relpath(path, DOCS_DIR)).as_posix()}",
-            "   :parser: myst_parser.sphinx_",
-            "",
-        ]
-    if not results:
-        lines = ["*No benchmark results yet.*", ""]
+            lines += [f"*Not measured yet* (``benchmarks/results/{name}.md`` is missing).", ""]
+    target = DOCS_DIR / "gen_modules" / "benchmark_results.inc"
     target.parent.mkdir(exist_ok=True)
     text = "\n".join(lines)
     if not target.is_file() or target.read_text() != text:

@@ -220,9 +220,6 @@ def main():
     for name, d in data["datasets"].items():
         parts.append(dataset_report(name, d))
         parts.append("")
-    notes = RESULTS.parent / "ibvi" / "analysis.md"
-    if notes.exists():
-        parts.append(notes.read_text())
     (RESULTS / "ibvi_benchmark.md").write_text("\n".join(parts) + "\n")
     print("\n".join(parts))
 

@@ -196,9 +196,6 @@ def main():
                 cell = "diverged" if r["diverged"] else f"{r['test_nll']:.3f} / {r['test_error']:.3f}"
                 cells.append(cell + (" (collapsed)" if r["collapsed"] else ""))
             lines.append(f"| {p} | {w} | " + " | ".join(cells) + " |")
-    notes = Path(__file__).resolve().parent / "width_transfer_notes.md"
-    if notes.exists():
-        lines += ["", notes.read_text().rstrip()]
     (RESULTS / "ibvi_width_transfer.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     print(f"total {time.time() - t0:.0f}s")

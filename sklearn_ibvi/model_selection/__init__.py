@@ -3,10 +3,10 @@
 from ._early_stopping import BoundEarlyStopping
 from ._epochwise_search import EpochwiseGridSearchCV
 from ._forward_chaining import BlockPrequentialSearchCV, block_prequential_log_likelihood
-from ._held_out import BlockPrequential, HeldOutScheme, PartialKFold
+from ._held_out import BlockPrequential, PartialKFold
 from ._predictive import log_predictive_scorer, predictive_log_likelihood
 from ._prequential import prequential_log_evidence, prequential_log_likelihood
-from ._scorers import BoundScorer, bound_scorer, make_bound_scorer
+from ._scorers import bound_scorer, make_bound_scorer
 from ._screened_search import ScreenedGridSearchCV
 from ._splits import TrainOnlySplit
 
@@ -14,9 +14,7 @@ __all__ = [
     "BlockPrequential",
     "BlockPrequentialSearchCV",
     "BoundEarlyStopping",
-    "BoundScorer",
     "EpochwiseGridSearchCV",
-    "HeldOutScheme",
     "PartialKFold",
     "ScreenedGridSearchCV",
     "TrainOnlySplit",
