@@ -96,10 +96,10 @@ if find_spec("pydata_sphinx_theme") is not None:
         "navigation_with_keys": False,
         "show_toc_level": 2,
     }
-    # The guide pages are top-level pages without children: the "Section Navigation"
-    # sidebar would be empty there, so it is dropped; the header bar and the page's own
-    # table of contents (right) navigate them.
-    html_sidebars = {page: [] for page in ("install", "user_guide", "model_selection", "benchmarks")}
+    # Pages without children have an empty "Section Navigation" sidebar: it is dropped there;
+    # the header bar and the page's own table of contents (right) navigate them. The user
+    # guide's pages list each other in it.
+    html_sidebars = {page: [] for page in ("install", "benchmarks")}
 else:
     html_theme = "alabaster"
 html_title = f"sklearn-ibvi {release}"
