@@ -15,8 +15,9 @@ The bands are plotted on :math:`[-6, 6]`: inside the gap and beyond the data the
 observations, and a Bayesian predictive should be less certain there. The printout gives the
 mean predictive standard deviation where the data are, in the gap and outside, and the learned
 noise against the truth. In these runs both bands widen beyond the data, where the ReLU network
-extrapolates linearly, but hardly in the gap between the two clusters: both models interpolate
-across a gap this short with about the confidence they have on the data.
+extrapolates linearly -- the four chains' spread more than IBVI's weight draws -- but hardly in
+the gap between the two clusters: both models interpolate across a gap this short with about
+the confidence they have on the data.
 """
 
 import os
