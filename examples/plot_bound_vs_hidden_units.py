@@ -93,5 +93,6 @@ ax_rmse.set(xscale="log", xlabel="hidden units", ylabel="RMSE", title="train and
 ax_rmse.legend()
 for ax in (ax_bound, ax_rmse, ax_density):
     ax.set_xticks(widths, [str(w) for w in widths])
+    ax.minorticks_off()
 fig.tight_layout()
 plt.show()
