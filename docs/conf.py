@@ -10,8 +10,9 @@ errors, as CI should. Without internet access set
 stay plain text instead of failing to fetch their inventories, and
 ``SKLEARN_IBVI_DOCS_NO_GALLERY=1`` skips running the examples, while
 ``SKLEARN_IBVI_FAST_EXAMPLES=1`` runs them with fewer epochs and rows (as CI
-does). Maths is rendered by MathJax, which the reader's browser loads from
-its CDN; the build itself fetches nothing.
+does). Maths is rendered by MathJax, shipped with the pages (the
+``sphinx-mathjax-offline`` package of the ``docs`` extra copies it into
+``_static/mathjax``): neither the build nor the reader's browser fetches anything.
 """
 
 import os
@@ -40,6 +41,8 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
     "sphinx.ext.mathjax",
+    # MathJax 3 from a local copy instead of a CDN (sets mathjax_path to _static/mathjax).
+    "sphinx-mathjax-offline",
     "numpydoc",
     "sphinx_gallery.gen_gallery",
     "myst_parser",  # renders the benchmarks' Markdown result tables
@@ -79,8 +82,8 @@ if not OFFLINE:
 sphinx_gallery_conf = {
     "examples_dirs": "../examples",
     "gallery_dirs": "auto_examples",
-    # Only plot_*.py files are executed; other scripts are shown, not run.
-    "filename_pattern": "/plot_",
+    # plot_*.py files and the README's quickstart are executed; other scripts are shown, not run.
+    "filename_pattern": r"/(plot_|quickstart)",
     "plot_gallery": str(not os.environ.get("SKLEARN_IBVI_DOCS_NO_GALLERY")),
     "doc_module": ("sklearn_ibvi",),
     "backreferences_dir": "gen_modules/backreferences",
