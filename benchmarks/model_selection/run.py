@@ -388,7 +388,7 @@ def write_report(records, out, command, machine, wall):
     lines = [
         "# Model selection on a fixed suite",
         "",
-        f"Written by `benchmarks/model_selection/run.py` (see its docstring for the suite and the methods).",
+        "Written by `benchmarks/model_selection/run.py` (see its docstring for the suite and the methods).",
         "",
         f"- Command: `{command}`",
         f"- Machine: {machine}",
