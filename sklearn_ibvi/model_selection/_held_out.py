@@ -30,7 +30,15 @@ class HeldOutScheme:
     """
 
     def held_out_splits(self, y, classifier=False):
-        """``[(train_indices, held_out_indices), …]`` over the rows of ``y``."""
+        """``[(train_indices, held_out_indices), …]`` over the rows of ``y``.
+
+        Parameters
+        ----------
+        y : array-like of shape (n_samples,)
+            Targets of the rows to split.
+        classifier : bool, default=False
+            Whether the learner is a classifier (a scheme may stratify by class).
+        """
         raise NotImplementedError
 
     def n_held_out(self, y, classifier=False):

@@ -58,6 +58,11 @@ class BoundScorer:
 
     Built by :func:`make_bound_scorer`; a module-level class so that searches pickle it to
     process-based workers (loky, dask, ray).
+
+    Parameters
+    ----------
+    criterion : str or held-out scheme, default='bound'
+        The criterion scored, as for :func:`make_bound_scorer`. See :ref:`selection_criteria`.
     """
 
     def __init__(self, criterion="bound"):
