@@ -120,10 +120,10 @@ _SHARED_ATTRIBUTES_DOC = """
     net_ : EntropySGDNet
         The trained skorch net; ``net_.module_`` holds the chains' weights.
     history_ : skorch.History
-        Per epoch: ``bound``, ``bound_se``, ``entropy_subsampling_se``, ``log_likelihood``, ``log_prior``, ``entropy``,
-        ``prequential_log_likelihood``, ``step_curvature`` (the epoch's largest ``α λ_max``),
-        ``noise_std`` (regressors: the noise in force, in units of ``y``); per step:
-        ``history_[:, 'batches', :, 'step_curvature']``.
+        Per epoch: ``bound``, ``bound_se``, ``entropy_subsampling_se``, ``log_likelihood``,
+        ``log_prior``, ``entropy``, ``prequential_log_likelihood``, ``step_curvature`` (the
+        epoch's largest ``α λ_max``) and, for regressors, ``noise_std`` (in units of ``y``);
+        per step: ``history_[:, 'batches', :, 'step_curvature']``.
     bound_curve_ : ndarray of shape (n_epochs,)
         Lower-bound estimate of ``log p(y | X)`` (nats, whole training set) after each epoch.
     bound_ : float
