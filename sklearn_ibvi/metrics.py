@@ -153,7 +153,7 @@ def expected_calibration_error(y_true, y_prob, n_bins=15, labels=None):
     where :math:`\mathrm{acc}(B_m)` is the fraction of samples in the bin whose
     most probable class is the true one and :math:`\mathrm{conf}(B_m)` their
     mean confidence (Guo et al., 2017). Ties in the most probable class go to
-    the first column.
+    the first column. Read more in the :ref:`User Guide <calibration>`.
 
     Parameters
     ----------
@@ -395,7 +395,7 @@ def plot_reliability_diagram(y_true, y_prob, n_bins=15, labels=None, ax=None):
     Bars show the accuracy of each non-empty confidence bin; the diagonal is
     perfect calibration, and the gap between a bar's top and the bin's mean
     confidence (red) is what :func:`expected_calibration_error` averages.
-    Requires matplotlib.
+    Requires matplotlib. Read more in the :ref:`User Guide <calibration>`.
 
     Parameters
     ----------

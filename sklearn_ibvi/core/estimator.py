@@ -264,15 +264,12 @@ def unchanged_on_failure(estimator):
 
 #: The parameters documented alike in every estimator (numpydoc lines, closing its Parameters).
 INPUT_PARAMETERS_DOC = """    standardize_inputs : {'auto', True, False}, default='auto'
-        Standardise every feature with the mean and standard deviation of the training rows
-        before the network (fitted in ``fit``, kept by continuations), so raw features fit as
-        well as scaled ones. ``'auto'`` does so unless the largest feature root mean square is
-        in [0.1, 1.5]: images in [0, 1] and scaled tables reach the network as they are
-        (standardising nearly constant border pixels would amplify test-time noise there). The
-        bound is conditional on ``X`` and stays valid.
+        Standardise every feature with the training rows' mean and standard deviation before the
+        network. ``'auto'`` does so unless the largest feature root mean square is in [0.1, 1.5]
+        (images in [0, 1], scaled tables). The bound stays valid. See :ref:`inputs`.
     **module_params
-        ``module__<name>=value``: arguments of ``module``'s constructor, as in skorch (settable
-        with ``set_params`` and searched by grid searches)."""
+        ``module__<name>=value``: arguments of ``module``'s constructor, as in skorch; settable
+        with ``set_params`` and searchable. See :ref:`custom_modules`."""
 
 class BayesianNetEstimator(BaseEstimator):
     """Base of the estimators: fit, validation, seeding, device and the bound as ``score``."""
@@ -350,7 +347,9 @@ class BayesianNetEstimator(BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Training inputs.
         y : array-like of shape (n_samples,)
+            Training targets.
 
         Returns
         -------
@@ -520,21 +519,23 @@ class BayesianNetEstimator(BaseEstimator):
     def score(self, X, y):
         """Bound on the log marginal likelihood per sample (nats/sample), with ``X, y`` as data.
 
-        Called on the training data this is ``bound_ / n_samples``, the quantity that model
-        selection maximises (see :mod:`sklearn_ibvi.model_selection`). On other data it re-evaluates
-        only the likelihood term; it is then not a bound on those data's evidence, and a
-        :class:`~sklearn_ibvi.NotABoundWarning` says so. The training data are the rows of the
-        last ``fit`` or ``partial_fit`` call (in any order), recognised by a cheap fingerprint.
-        To score held-out rows, use :func:`~sklearn_ibvi.model_selection.log_predictive_scorer`.
+        Called on the training rows (of the last ``fit`` or ``partial_fit``, in any order) this
+        is ``bound_ / n_samples``, the quantity that model selection maximises. On other rows only
+        the likelihood term is re-evaluated, which is not a bound on their evidence: a
+        :class:`~sklearn_ibvi.NotABoundWarning` says so; score held-out rows with
+        :func:`~sklearn_ibvi.model_selection.log_predictive_scorer`. See :ref:`bound`.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Inputs, normally the training rows.
         y : array-like of shape (n_samples,)
+            Targets of ``X``.
 
         Returns
         -------
         score : float
+            The bound per sample, in nats.
         """
         X = self._validated_input(X)
         y = self._encode_score_targets(y, len(X))
@@ -758,10 +759,9 @@ class BayesianRegressorMixin(RegressorMixin):
         ----------
         X : array-like of shape (n_samples, n_features)
         return_std : bool, default=False
-            Also return the predictive standard deviation, in target units:
-            ``√(noise_std_² + spread²)``, the observation noise (fixed or learned) and the spread
-            of the posterior samples (chains or weight draws). With a single sample (one chain)
-            there is no spread: the standard deviation is ``noise_std_`` on every row.
+            Also return the predictive standard deviation in target units,
+            ``√(noise_std_² + spread²)`` (a single chain has no spread).
+            See :ref:`regression_uncertainty`.
 
         Returns
         -------

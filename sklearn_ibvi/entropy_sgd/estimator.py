@@ -69,66 +69,45 @@ _SHARED_PARAMETERS_DOC = """
     activation : {'relu', 'tanh', 'logistic', 'identity'}, default='relu'
         Activation of the hidden layers, as in scikit-learn's MLPs.
     module : nn.Module class or instance, default=None
-        The network of one posterior sample, for images, sequences or any architecture: it maps
-        a float32 tensor of shape ``(n_samples, n_features)`` to ``(n_samples, n_outputs)``
-        (logits of the classes, or the regression mean); reshape inside it (``nn.Unflatten``).
-        A class is built with the ``module__*`` parameters, an instance is copied. ``None``
-        builds the MLP of ``hidden_layer_sizes`` and ``activation``. Every parameter of the module is
-        trained from its prior draw (weights ``N(0, prior_scale² / fan_in)``, everything else
-        ``N(0, prior_scale²)``); batch normalisation is refused (its step is not a function of
-        the weights).
+        The network of one posterior sample, mapping ``(n_samples, n_features)`` float32 inputs to
+        ``(n_samples, n_outputs)``; a class is built with the ``module__*`` parameters. ``None``
+        builds the MLP of ``hidden_layer_sizes``. See :ref:`custom_modules`.
     prior_scale : float, default=1.0
-        Prior standard deviation of every parameter in units of its initialisation scale, as in
-        IBVI: ``N(0, prior_scale² / fan_in)`` on weights (LeCun's scale) and ``N(0, prior_scale²)``
-        on biases; SGD starts from a draw of it.
+        Prior standard deviation of every parameter in units of its initialisation scale
+        (``N(0, prior_scale² / fan_in)`` on weights); SGD starts from a draw of it.
     lr : float, default=0.03 (classifier), 0.005 (regressor)
-        Learning rate in the units of the *mean* minibatch loss, as in scikit-learn and skorch:
-        the cross-entropy for classifiers, half the squared error of standardised targets for
-        regressors (so the SGD path does not depend on ``noise_std``). The step on the summed
-        full-data NLL is ``α = lr / n_samples`` (times ``σ²`` for regression), the α of the
-        entropy change. With the default network the defaults keep every step's ``α λ_max``
-        inside the bound's validity regime on digits and diabetes (at most 0.28 and 0.41); wider
-        nets or smaller batches need a smaller ``lr``: the history's ``step_curvature`` shows it.
-        Schedules: pass ``skorch.callbacks.LRScheduler`` in ``callbacks``.
+        Learning rate in units of the mean minibatch loss, as in scikit-learn. Too large a rate
+        leaves the bound's validity regime (history column ``step_curvature``).
+        See :ref:`entropy_validity`.
     batch_size : int or 'auto', default='auto'
         ``'auto'`` is ``min(200, n_samples)``, as in scikit-learn's MLPs.
     max_epochs : int, default=100
-        Passes over the training rows; ``BoundEarlyStopping`` and the searches choose fewer.
+        Passes over the training rows; :class:`~sklearn_ibvi.BoundEarlyStopping` may stop earlier.
     entropy : {'stochastic', 'exact'} or None, default='stochastic'
-        How the entropy change ``log|det(I − α H)|`` of each step is tracked: ``'stochastic'``,
-        the unbiased one-Hessian-vector-product estimate of its quadratic lower bound (valid while
-        ``α λ_max < 0.68``); ``'exact'``, the full Hessian's log-determinant in float64 (up to
-        5000 parameters, for checking); ``None``, no tracking (plain SGD, no bound).
+        How the entropy change of each step is tracked: an unbiased stochastic estimate, the exact
+        log-determinant (small networks, for checking), or ``None`` (plain SGD, no bound).
+        See :ref:`entropy_sgd`.
     n_probes : int, default=1
         Probes per step for ``'stochastic'``; the variance of the entropy estimate falls as 1/n.
     probe_fraction : float in (0, 1], default=1.0
-        Estimate the entropy change on a random fraction ``ρ`` of the steps only, weighting
-        those by ``1/ρ``: the entropy stays unbiased, the tracking cost falls roughly in
-        proportion, and the added standard error is reported in the history column
-        ``entropy_subsampling_se`` (beyond the paper; see the fit-time benchmark).
+        Fraction of the steps on which the entropy change is estimated (reweighted, unbiased);
+        smaller values cut the tracking cost. See :ref:`entropy_cost`.
     grad_threshold : float, default=0.0
-        ``g₀ > 0`` gives the paper's entropy-friendly SGD, stepping along ``g − g₀ tanh(g / g₀)``
-        with ``g`` the gradient in the units of ``lr`` (half the squared error of standardised
-        targets for regression, so the path does not depend on the noise level); its Jacobian
-        ``I − α D H``, ``D = diag(tanh²(g/g₀))``, is tracked exactly.
+        ``g₀ > 0`` steps along ``g − g₀ tanh(g / g₀)`` (entropy-friendly SGD); ``0`` is plain SGD.
+        See :ref:`entropy_sgd`.
     n_chains : int, default=1
-        Independent SGD runs from independent prior draws, trained together (batched). The bound
-        is their mean (``bound_se`` in the history is its standard error) and predictions average
-        the chains — samples of the implicit posterior. All chains see the same minibatch order.
+        Independent SGD runs from independent prior draws, trained together; the bound is their
+        mean and predictions average them. See :ref:`entropy_variance`.
     control_variate : bool, default=True
-        Subtract ``log p(θ₀) + S₀`` (zero mean under the prior draw) from the estimate: same
-        expectation, far lower variance.
+        Subtract a zero-mean term from the bound estimate: same expectation, lower variance.
+        See :ref:`entropy_variance`.
     n_power_iterations : int, default=1
-        Power iterations per step estimating ``α λ_max``, warm-started from step to step (history
-        column ``step_curvature``: each epoch's largest); a
-        :class:`~sklearn_ibvi.exceptions.BoundValidityWarning` names the first step that crosses
-        the validity limit. 0 disables the check.
+        Power iterations per step estimating ``α λ_max`` for the validity check; 0 disables the
+        check. See :ref:`entropy_validity`.
     callbacks : list of skorch callbacks, default=None
         Extra skorch callbacks, e.g. ``LRScheduler``.
     device : str, default='auto'
-        ``'auto'`` uses CUDA when available, else CPU; any torch device string. Nothing random
-        is drawn on the GPU: a CUDA fit follows the CPU fit's path and bound to float32 rounding
-        (user guide, *Running on a GPU*).
+        ``'auto'`` uses CUDA when available, else CPU; any torch device string. See :ref:`gpu`.
     random_state : int, RandomState instance or None, default=None
         Seeds the prior draw, the minibatch order and the probes; the global RNGs are untouched.
     verbose : int, default=0
@@ -141,10 +120,10 @@ _SHARED_ATTRIBUTES_DOC = """
     net_ : EntropySGDNet
         The trained skorch net; ``net_.module_`` holds the chains' weights.
     history_ : skorch.History
-        Per epoch: ``bound``, ``bound_se``, ``entropy_subsampling_se``, ``log_likelihood``, ``log_prior``, ``entropy``,
-        ``prequential_log_likelihood``, ``step_curvature`` (the epoch's largest ``α λ_max``),
-        ``noise_std`` (regressors: the noise in force, in units of ``y``); per step:
-        ``history_[:, 'batches', :, 'step_curvature']``.
+        Per epoch: ``bound``, ``bound_se``, ``entropy_subsampling_se``, ``log_likelihood``,
+        ``log_prior``, ``entropy``, ``prequential_log_likelihood``, ``step_curvature`` (the
+        epoch's largest ``α λ_max``) and, for regressors, ``noise_std`` (in units of ``y``);
+        per step: ``history_[:, 'batches', :, 'step_curvature']``.
     bound_curve_ : ndarray of shape (n_epochs,)
         Lower-bound estimate of ``log p(y | X)`` (nats, whole training set) after each epoch.
     bound_ : float
@@ -163,24 +142,21 @@ _REFERENCES_DOC = """
 
 
 class EntropySGDRegressor(BayesianRegressorMixin, _EntropySGDEstimator):
-    __doc__ = f"""MLP regressor trained by SGD from a prior draw; ``score`` is a lower bound on its log
-    marginal likelihood per training sample.
+    __doc__ = f"""MLP regressor trained by SGD from a prior draw, whose ``score(X, y)`` on the training
+    rows is a lower bound on the log marginal likelihood per sample.
 
     The weights start at a draw of a Gaussian prior and follow plain SGD on the Gaussian negative
-    log-likelihood of standardised targets. The entropy of the implicit posterior is tracked so
-    that ``score`` is an estimate of a lower bound on ``log p(y | X)`` per sample, including every
-    normalising constant and the Jacobian of the target standardisation (bounds are comparable
-    across ``noise_std`` and models). ``predict(X, return_std=True)`` combines the observation
-    noise with the spread of the chains' predictions; a single chain (``n_chains=1``, the
-    default) has no spread, so its standard deviation is ``noise_std_`` on every row. Use
-    ``n_chains > 1`` for uncertainty that varies with ``X``.
+    log-likelihood of standardised targets; the entropy of the implicit posterior is tracked to
+    estimate the bound, which includes every normalising constant and so compares across
+    ``noise_std`` and models. ``predict(X, return_std=True)`` adds the spread of the chains'
+    predictions to the noise, so use ``n_chains > 1`` for uncertainty that varies with ``X``.
+    Read more in the :ref:`User Guide <entropy_sgd>`.
 
     Parameters
     ----------{_SHARED_PARAMETERS_DOC}
     noise_std : 'auto' or float, default='auto'
-        Observation noise std in units of ``std(y)``. ``'auto'`` learns it after every epoch as
-        the value that maximises the bound (mean squared training residual over chains), so
-        ``score`` bounds the evidence of that σ-optimised model. See :ref:`regression_uncertainty`.
+        Observation noise std in units of ``std(y)``; ``'auto'`` learns, after every epoch, the
+        value that maximises the bound. See :ref:`regression_uncertainty`.
 
     Attributes
     ----------{_SHARED_ATTRIBUTES_DOC}
@@ -266,12 +242,12 @@ class EntropySGDRegressor(BayesianRegressorMixin, _EntropySGDEstimator):
 
 
 class EntropySGDClassifier(BayesianClassifierMixin, _EntropySGDEstimator):
-    __doc__ = f"""MLP classifier trained by SGD from a prior draw; ``score`` is a lower bound on its log
-    marginal likelihood per training sample.
+    __doc__ = f"""MLP classifier trained by SGD from a prior draw, whose ``score(X, y)`` on the training
+    rows is a lower bound on the log marginal likelihood per sample.
 
     The weights start at a draw of a Gaussian prior and follow plain SGD on the categorical
-    (softmax) negative log-likelihood. The entropy of the implicit posterior is tracked so that
-    ``score`` is an estimate of a lower bound on ``log p(y | X)`` per sample.
+    (softmax) negative log-likelihood; the entropy of the implicit posterior is tracked to
+    estimate the bound. Read more in the :ref:`User Guide <entropy_sgd>`.
 
     Parameters
     ----------{_SHARED_PARAMETERS_DOC}

@@ -94,72 +94,43 @@ _SHARED_PARAMETERS_DOC = """
     activation : {'relu', 'tanh', 'logistic', 'identity'}, default='relu'
         Activation of the hidden layers, as in scikit-learn's MLPs.
     module : nn.Module class or instance, default=None
-        The network of one posterior sample, for images, sequences or any architecture: it maps
-        a float32 tensor of shape ``(n_samples, n_features)`` to ``(n_samples, n_outputs)``
-        (logits of the classes, or the regression mean); reshape inside it (``nn.Unflatten``).
-        A class is built with the ``module__*`` parameters, an instance is copied. ``None``
-        builds the MLP of ``hidden_layer_sizes`` and ``activation``. Its linear and convolutional layers
-        named by ``variational_layers`` become Gaussian; the others are point estimates.
+        The network of one posterior sample, mapping ``(n_samples, n_features)`` float32 inputs to
+        ``(n_samples, n_outputs)``; a class is built with the ``module__*`` parameters. ``None``
+        builds the MLP of ``hidden_layer_sizes``. See :ref:`custom_modules`.
     covariance : {'diag+lowrank', 'diagonal', 'lowrank'}, default='diag+lowrank'
-        Covariance family of each variational layer: ``diag(d²) + SSᵀ``, ``diag(d²)`` or the
-        paper's ``SSᵀ`` (``S`` with ``rank`` columns). ``'lowrank'`` with ``rank`` below the
-        layer's parameter count is singular: its KL to the prior is infinite and ``score``
-        raises :class:`~sklearn_ibvi.exceptions.BoundUndefinedError`.
+        Covariance family of each variational layer: ``diag(d²) + SSᵀ``, ``diag(d²)`` or ``SSᵀ``.
+        ``'lowrank'`` has no finite bound (``score`` raises). See :ref:`ibvi_covariance`.
     rank : int, default=10
-        Columns ``R`` of the low-rank factor (ignored by ``'diagonal'``).
+        Columns of the low-rank factor ``S`` (ignored by ``'diagonal'``).
     variational_layers : {'input_output', 'all', 'output'} or list of str, default='input_output'
-        Which linear and convolutional layers are Gaussian: the first and last (the paper's
-        choice), all, the read-out only, or the named layers of ``module`` (``nn.Linear``,
-        ``nn.Conv1d``, ``nn.Conv2d``). The others are point estimates and the bound is
-        conditional on them; ``'all'`` on an MLP bounds the whole model's evidence.
+        Which linear and convolutional layers are Gaussian (the others are point estimates, and
+        the bound is conditional on them), or the names of layers of ``module``.
+        See :ref:`ibvi_covariance`.
     parametrization : {'mup', 'standard'}, default='mup'
-        ``'mup'``: maximal-update parametrization (mean init std ``1/√fan_in``, read-out
-        ``1/fan_in``; SGD learning-rate multiplier ``fan_out/fan_in`` per layer, divided by ``R``
-        for the low-rank factor), so that a learning rate tuned at one width transfers to others.
-        ``'standard'``: init std ``1/√fan_in`` everywhere, multiplier 1.
+        ``'mup'``: maximal-update parametrization, so that a learning rate tuned at one width
+        transfers to others; ``'standard'``: init std ``1/√fan_in``. See :ref:`ibvi_covariance`.
     prior_scale : float, default=1.0
-        Prior standard deviation of every parameter in units of its initialisation scale, as in
-        entropy-SGD (here the parametrization's init std). The prior is the initial variational
-        distribution: mean ``μ₀`` a draw of the parametrization's init,
-        covariance ``(prior_scale · init std)² I`` (on average, for the low-rank families).
+        Prior standard deviation of every parameter in units of its initialisation scale; the
+        prior is the initial variational distribution.
     lr : float, default={lr}
-        SGD learning rate in the units of the mean minibatch loss, as in scikit-learn and skorch
-        (the cross-entropy for classifiers, half the squared error of standardised targets for
-        regressors, so the path does not depend on ``noise_std``), before the per-layer
-        multipliers of the parametrization. Schedules: pass ``skorch.callbacks.LRScheduler`` in
-        ``callbacks``.
+        SGD learning rate in units of the mean minibatch loss, before the μP per-layer multipliers.
 {lr_note}
     momentum : float, default=0.9
         SGD momentum.
     batch_size : int or 'auto', default=128
         Minibatch size (``'auto'`` is ``min(200, n_samples)``). One weight sample per minibatch.
     max_epochs : int, default=100
-        Passes over the training rows; ``BoundEarlyStopping`` and the searches choose fewer.
+        Passes over the training rows; :class:`~sklearn_ibvi.BoundEarlyStopping` may stop earlier.
     n_predict_samples : int, default=32
-        Weight draws averaged by ``predict_proba`` / ``predict``. The draws are fixed per fitted
-        model (reproducible predictions, bit-identical however rows are batched); they are made
-        once per call and the network runs in float32. With a variational input layer each draw
-        costs about one forward pass (one CPU thread, 64|784-256-256-10: 0.9-1.2× scikit-learn's
-        ``MLPClassifier.predict_proba`` per draw). Test NLL falls with more draws: 32 draws were
-        0.9 % (digits) and 3.8 % (MNIST 10k) above 128 draws', 16 draws 7 % (both); see
-        ``benchmarks/results/predict_time.md``.
+        Weight draws averaged by ``predict_proba`` / ``predict``, fixed per fitted model; more
+        draws lower the test NLL and cost one forward pass each. See :ref:`ibvi_prediction`.
     n_bound_samples : int, default=1
-        Weight draws of the Monte-Carlo expected log-likelihood in the bound, recorded after every
-        epoch over the whole training set and used by ``score``. The same draws are used at every
-        epoch, so the bound curve is smooth in the epochs. Each draw costs a forward pass over the
-        training set plus the closed-form KL (measured on one CPU thread, 64-256-256-10,
-        diag+lowrank: +52 % of the fit time on digits, +39 % on an MNIST subset — see the IBVI
-        benchmark); 0 skips the per-epoch bound (NaN in the history, ``score`` then uses one
-        draw; a regressor with ``noise_std='auto'`` still refits its noise on one draw per
-        epoch). Skipped automatically where the KL is infinite (``'lowrank'``).
+        Weight draws of the bound's expected log-likelihood, evaluated after every epoch; each
+        costs a pass over the training set, and 0 skips it. See :ref:`ibvi_prediction`.
     callbacks : list of skorch callbacks, default=None
-        Extra skorch callbacks, e.g. ``LRScheduler`` (it scales every parameter group alike, so
-        the μP multipliers are kept).
+        Extra skorch callbacks, e.g. ``LRScheduler`` (it keeps the μP multipliers).
     device : str, default='auto'
-        ``'auto'`` uses CUDA when available, else CPU; any torch device string. A model fitted
-        on CUDA predicts the same on the CPU; its training noise is drawn on the GPU, so a CUDA
-        fit is another Monte-Carlo run than the CPU fit with the same ``random_state`` (user
-        guide, *Running on a GPU*).
+        ``'auto'`` uses CUDA when available, else CPU; any torch device string. See :ref:`gpu`.
     random_state : int, RandomState instance or None, default=None
         Seeds the prior draw, the minibatch order and the weight samples; the global RNGs are
         untouched.
@@ -170,14 +141,12 @@ _SHARED_PARAMETERS_DOC = """
 """ + INPUT_PARAMETERS_DOC
 
 _CLASSIFIER_LR_NOTE = (
-    "Too large a rate can collapse the network to chance without diverging (digits, "
-    "64-256-256-10: fine at 0.1, collapsed at 0.15); a warning says so."
+    "Too large a rate can collapse the network to chance without diverging; a warning says so. "
+    "See :ref:`ibvi`."
 )
 _REGRESSOR_LR_NOTE = (
-    "On standardised diabetes (width 100, 100 epochs) 0.02 had the best test R² and bound; 0.15 "
-    "diverged. The squared error does not saturate like the cross-entropy, so sampled steps "
-    "diverge sooner; under μP the input layer's rate also grows as fan_out/fan_in, i.e. for few "
-    "input features."
+    "The squared error does not saturate, so too large a rate diverges sooner than for "
+    "classifiers. See :ref:`ibvi`."
 )
 
 
@@ -211,32 +180,11 @@ _NOTES_DOC = """
     -----
     The default is the paper's configuration (low rank 10 on the input and output layers, μP)
     with a diagonal added to the covariance, so that the KL to the prior, hence the bound, is
-    finite. In a quick measurement on digits (64-256-256-10 and 64-100-10, 100 epochs, 3 seeds)
-    it had the best or equal test NLL and ECE under Gaussian-noise corruption of the families
-    with a finite bound ('diagonal' on all or on input and output layers, 'diag+lowrank' on all,
-    which is also 2-3× slower), and the same on clean data. The paper's own configuration is one
-    argument away::
-
-        IBVIClassifier(covariance='lowrank')   # rank=10, variational_layers='input_output', μP
-
-    It has no finite bound (``score`` raises); ``bound_curve_`` is then NaN, and the per-epoch
-    pass over the data for it is skipped (except by a regressor that learns its noise). ``variational_layers='all'`` with
-    ``covariance='diagonal'`` bounds the whole model rather than conditionally on the point
-    estimate hidden layers.
-
-    The bound is ``E_q[log p(y | X, w)] − KL(q ‖ p)``, ``p`` the initial variational distribution,
-    with the KL in closed form (O(P R²) by the Woodbury identity and the determinant lemma). Point
-    estimate layers make it a bound conditional on their values. It is loose: training is not
-    regularised by the KL, which grows with every epoch (on digits, faster than the expected
-    log-likelihood improves, so the bound peaks at the first epoch).
-
-    Standardise the inputs: the prior's weight noise enters each unit scaled by the size of its
-    input, and on unscaled data (e.g. iris in centimetres) the expected loss is minimised by
-    switching the noisy units off. This collapse to an input-independent prediction, also caused
-    by too large a learning rate, does not make the loss diverge: a
-    :class:`~sklearn.exceptions.ConvergenceWarning` reports it after training when the training
-    loss is no better than a constant prediction's or at least half of the first layer's ReLU
-    units are dead."""
+    finite; ``covariance='lowrank'`` is the paper's own, with no finite bound. The bound is
+    ``E_q[log p(y | X, w)] − KL(q ‖ p)`` with the KL in closed form; it is loose, since training
+    is not regularised by the KL. Standardise the inputs: on unscaled data the network can
+    collapse to an input-independent prediction, which a
+    :class:`~sklearn.exceptions.ConvergenceWarning` reports. See :ref:`ibvi`."""
 
 _REFERENCES_DOC = """
     References
@@ -248,21 +196,20 @@ _REFERENCES_DOC = """
 
 
 class IBVIRegressor(BayesianRegressorMixin, _IBVIEstimator):
-    __doc__ = f"""Variational MLP regressor regularised by SGD's implicit bias (IBVI); ``score`` is its ELBO,
-    a lower bound on the log marginal likelihood per training sample.
+    __doc__ = f"""Variational MLP regressor regularised by SGD's implicit bias (IBVI), whose ``score(X, y)``
+    on the training rows is its ELBO, a lower bound on the log marginal likelihood per sample.
 
     Gaussian weights, initialised at the prior, are trained by SGD with momentum on the expected
     Gaussian negative log-likelihood of standardised targets, with no KL term. ``predict`` averages
     ``n_predict_samples`` weight draws; ``predict(X, return_std=True)`` adds their spread to the
-    observation noise. ``score`` is the ELBO per sample, including every normalising constant and
-    the Jacobian of the target standardisation.
+    observation noise. The bound includes every normalising constant, so it compares across
+    ``noise_std`` and models. Read more in the :ref:`User Guide <ibvi>`.
 
     Parameters
     ----------{_parameters_doc(0.02, _REGRESSOR_LR_NOTE)}
     noise_std : 'auto' or float, default='auto'
-        Observation noise std in units of ``std(y)``. ``'auto'`` learns it after every epoch as
-        the value that maximises the ELBO, ``σ² = E_q[mean squared training residual]``, so
-        ``score`` bounds the evidence of that σ-optimised model. See :ref:`regression_uncertainty`.
+        Observation noise std in units of ``std(y)``; ``'auto'`` learns, after every epoch, the
+        value that maximises the ELBO. See :ref:`regression_uncertainty`.
 
     Attributes
     ----------{_SHARED_ATTRIBUTES_DOC}
@@ -351,12 +298,13 @@ class IBVIRegressor(BayesianRegressorMixin, _IBVIEstimator):
 
 
 class IBVIClassifier(BayesianClassifierMixin, _IBVIEstimator):
-    __doc__ = f"""Variational MLP classifier regularised by SGD's implicit bias (IBVI); ``score`` is its ELBO,
-    a lower bound on the log marginal likelihood per training sample.
+    __doc__ = f"""Variational MLP classifier regularised by SGD's implicit bias (IBVI), whose ``score(X, y)``
+    on the training rows is its ELBO, a lower bound on the log marginal likelihood per sample.
 
     Gaussian weights, initialised at the prior, are trained by SGD with momentum on the expected
     softmax cross-entropy, with no KL term. ``predict_proba`` is the average of the class
-    probabilities of ``n_predict_samples`` weight draws; ``score`` is the ELBO per sample.
+    probabilities of ``n_predict_samples`` weight draws. Read more in the
+    :ref:`User Guide <ibvi>`.
 
     Parameters
     ----------{_parameters_doc(0.05, _CLASSIFIER_LR_NOTE)}

@@ -68,85 +68,37 @@ def _estimator_has(attribute):
 
 
 class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
-    """Train an estimator epoch by epoch and keep the epoch where a criterion peaks; ``score`` is the
-    kept model's lower bound on the log marginal likelihood per training sample.
+    """Early stopping at the epoch where a criterion peaks, whose ``score(X, y)`` on the training
+    rows is the kept model's lower bound on the log marginal likelihood per sample.
 
-    The criterion is read after every epoch; when it has not risen more than ``threshold`` above
-    its best value for ``patience`` epochs, training stops and the estimator *as it was at the
-    best epoch* is kept: its weights, its entropy and bound bookkeeping, and its history up to
-    that epoch. So ``predict``, ``predict_proba`` and ``score`` all describe the kept model, and
-    with ``criterion='bound'`` ``estimator_.bound_`` is the best value of the bound curve.
-
-    With ``criterion='bound'`` a clone of ``estimator`` is trained one epoch at a time with
-    ``partial_fit`` and the best epoch's state is copied. With a held-out criterion
-    (``'block_prequential'``, ``'partial_cv'``) the criterion comes from learners trained on
-    part of the rows alone, so they are trained first (in stages of ``patience`` epochs, scored
-    from inside each fit), and then ``estimator`` is fitted once for ``best_epoch_`` epochs —
-    the same weights and bound as stopping it there (a fit continued epoch by epoch follows the
-    path of one fit).
-
-    A :class:`~sklearn.pipeline.Pipeline` ending in an estimator of this package is stopped as
-    that estimator on the transformed rows: the steps before it are fitted once on all of ``X``,
-    and ``predict`` and ``score`` go through them.
+    The criterion is read after every epoch; once it has not risen more than ``threshold`` for
+    ``patience`` epochs, training stops and the estimator *as it was at the best epoch* is kept
+    (weights, bound bookkeeping and history), so ``predict`` and ``score`` describe that model.
+    A held-out criterion trains learners on part of the rows first, then fits ``estimator`` once
+    for ``best_epoch_`` epochs. A :class:`~sklearn.pipeline.Pipeline` ending in an estimator of
+    this package is stopped as that estimator on the transformed rows.
+    Read more in the :ref:`User Guide <early_stopping>`.
 
     Parameters
     ----------
     estimator : sklearn_ibvi estimator, or a Pipeline ending in one
-        An unfitted :class:`~sklearn_ibvi.EntropySGDRegressor`,
-        :class:`~sklearn_ibvi.EntropySGDClassifier` or another estimator of this package (its
-        ``partial_fit`` continues training for one epoch and records a per-epoch bound).
+        An unfitted estimator of this package (its ``partial_fit`` trains one more epoch and
+        records a per-epoch bound).
     patience : int or None, default=20
-        Epochs without an improvement larger than ``threshold`` before stopping. ``None`` never
-        stops early: all ``max_epochs`` epochs run and the best one is kept. Where the test
-        optimum is late, a patience of 10 stopped some fits in a plateau; 20 did not.
+        Epochs without an improvement larger than ``threshold`` before stopping; ``None`` runs
+        all ``max_epochs`` epochs and keeps the best. See :ref:`early_stopping`.
     threshold : float, default=0.0
-        Minimum improvement, in nats (absolute, on the whole-data criterion), that resets the
-        patience count. Absolute because bounds are negative: a relative threshold on a negative
-        score counts a worsening as an improvement. The kept epoch is always the criterion's
-        maximum, whatever the threshold.
+        Minimum absolute improvement, in nats on the whole-data criterion, that resets the
+        patience count; the kept epoch is always the criterion's maximum.
     max_epochs : int or None, default=None
         Upper limit on the epochs; ``None`` uses ``estimator.max_epochs``.
     criterion : {'auto', 'bound', 'block_prequential', 'partial_cv'} or held-out scheme, default='auto'
-        What is followed epoch by epoch (nats, whole data; see
-        :mod:`sklearn_ibvi.model_selection`):
-
-        - ``'bound'``: the estimator's bound (history column ``bound``): entropy-SGD's ELBO
-          estimate of ``q_t`` (with the control variate the estimator is configured with), IBVI's
-          ELBO. Free, but it peaks far earlier than the test optimum (:ref:`model_selection_guide`):
-          it follows the published method, it does not find the best model.
-        - ``'block_prequential'``: forward chaining, as
-          :class:`~sklearn_ibvi.model_selection.BlockPrequentialSearchCV` runs it
-          (:class:`~sklearn_ibvi.model_selection.BlockPrequential`: two random orders of the
-          rows, each cut at ``n/4`` and ``n/2``). Clones trained on the prefixes code, after
-          every epoch, the block that follows their prefix; the criterion is the sum of those
-          log predictive densities, an estimate of the learner's conditional evidence at that
-          epoch count. The prefixes train with their bound switched off (``entropy=None``,
-          ``n_bound_samples=0``): 1.5 fits' worth of rows, cheaper than the tracked fit.
-          Does not need the bound: works with ``entropy=None``. Pass a ``BlockPrequential`` for
-          other blocks or orders. It peaks near the test-optimal epoch where that is late, and
-          past it where it is early (large data); ``stopping_epoch='scaled'`` corrects for the
-          prefixes' size.
-        - ``'partial_cv'``: the same on two of five shuffled folds
-          (:class:`~sklearn_ibvi.model_selection.PartialKFold`): learners trained on 80 % of
-          the rows score the other 20 % (1.6 fits). It holds rows out like cross-validation and
-          stops nearer the test optimum than forward chaining on larger data. Pass a
-          ``PartialKFold`` for other folds.
-        - ``'auto'``: ``'block_prequential'``, the validation-free criterion that stops best,
-          when there are at least ``MIN_ROWS_FOR_BLOCK_PREQUENTIAL`` (64) training rows so its
-          first prefix has 16 or more (and, for classifiers, room for every class); ``'bound'``
-          on smaller data. The choice made is in ``criterion_``.
-
-        ``'prequential'`` is a one-pass quantity (it does not change after the first epoch), so
-        it cannot stop training; use it with :func:`~sklearn_ibvi.model_selection.make_bound_scorer`.
+        What is followed epoch by epoch: the estimator's bound, forward chaining, or two of five
+        folds; ``'auto'`` is ``'block_prequential'`` with at least 64 training rows, else
+        ``'bound'``. A held-out scheme sets other splits. See :ref:`selection_criteria`.
     stopping_epoch : {'peak', 'scaled'}, default='peak'
-        The epoch kept. ``'peak'``: where the criterion peaks. ``'scaled'`` (forward chaining
-        with ``n_blocks >= 2`` only): the peak corrected for the prefixes holding ``n/4`` and
-        ``n/2`` rows, as :class:`~sklearn_ibvi.model_selection.BlockPrequentialSearchCV` refits
-        — the ``n/2`` prefixes' peak ``e_half`` times ``clip(e_half / e_quarter, 1/2, 1)``,
-        read on the epochs followed (``patience=None`` follows them all). It is nearer the
-        test optimum where that is a number of SGD steps (large data), noisier where it is a
-        number of epochs (small data); hence ``'peak'`` here, where one configuration is
-        stopped (:ref:`model_selection_guide`).
+        The epoch kept: where the criterion peaks, or (forward chaining only) that peak corrected
+        for the prefixes' size. See :ref:`forward_chaining`.
     verbose : int, default=0
         1 prints why training stopped and which epoch is kept; 2 also prints the criterion after
         every epoch.

@@ -95,7 +95,9 @@ class _EpochwiseSearch(BaseSearchCV):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Training inputs.
         y : array-like of shape (n_samples,)
+            Training targets.
 
         Returns
         -------
@@ -234,17 +236,11 @@ class EpochwiseGridSearchCV(_EpochwiseSearch):
 
     For every candidate of ``param_grid`` a clone of ``estimator`` is trained on each
     cross-validation fold (bound tracking off) and, after every epoch, scores the fold's held-out
-    rows by their log predictive density. The criterion of a candidate at epoch ``e`` is the
-    mean over all held-out rows — ``GridSearchCV`` with
+    rows by their mean log predictive density: ``GridSearchCV`` with
     :func:`~sklearn_ibvi.model_selection.log_predictive_scorer` over every ``max_epochs`` at
-    once (the per-fold means are pooled by rows, which is the same for equal folds). The search
-    keeps the best (candidate, epoch) and refits that candidate on all rows for that many epochs.
-
-    Against ``GridSearchCV(cv=5)`` over a list of ``max_epochs``, which fits every candidate
-    from scratch for each value, one fit per fold gives every epoch; successive halving then
-    trains most candidates for a fraction of the epochs, at about 0.4 of full cross-validation's
-    training compute with the same choices on the benchmark suite (:ref:`model_selection_guide`).
-    ``cv=PartialKFold()`` (2 of 5 shuffled folds) is cheaper and noisier.
+    once. The search keeps the best (candidate, epoch) and refits that candidate on all rows for
+    that many epochs; successive halving drops poor candidates early, for a fraction of full
+    cross-validation's compute. Read more in the :ref:`User Guide <epochwise_cv>`.
 
     Parameters
     ----------
@@ -253,27 +249,23 @@ class EpochwiseGridSearchCV(_EpochwiseSearch):
     param_grid : dict or list of dicts
         As for :class:`~sklearn.model_selection.GridSearchCV`.
     cv : int, cross-validation generator, iterable or held-out scheme, default=5
-        An int, generator or iterable as for :class:`~sklearn.model_selection.GridSearchCV` (an
-        int is a ``StratifiedKFold`` for classifiers, a ``KFold`` otherwise, without shuffling),
-        or a held-out scheme of this package: :class:`~sklearn_ibvi.model_selection.PartialKFold`
-        (the first folds of a shuffled k-fold split) or
-        :class:`~sklearn_ibvi.model_selection.BlockPrequential`.
+        As for :class:`~sklearn.model_selection.GridSearchCV` (an int is unshuffled k-fold), or
+        a held-out scheme such as :class:`~sklearn_ibvi.model_selection.PartialKFold`.
     successive_halving : bool, default=True
-        Train every candidate's folds to 1/8 of their epochs, keep the better half of the
-        candidates (by the best criterion reached so far), train those to 1/4, halve again, to
-        1/2, halve again, and train the rest to the end (continuing the networks, so a
-        survivor's curve is the one a single fit gives). The choice is the best (candidate,
-        epoch) among all epochs trained.
+        Train all candidates for part of their epochs and only the better half onward at each
+        stage, which cuts the compute. See :ref:`epochwise_cv`.
     refit : bool, default=True
         Refit the chosen candidate on all rows for the chosen number of epochs
-        (``best_estimator_``), with its bound tracking as configured.
+        (``best_estimator_``).
     n_jobs : int, default=None
         Fold fits run in parallel (any joblib backend: loky, dask, ray).
     verbose : int, default=0
+        Controls the verbosity of the search.
     pre_dispatch : int or str, default='2*n_jobs'
+        Jobs dispatched during parallel execution, as in scikit-learn's searches.
     error_score : 'raise' or float, default=np.nan
-        A candidate whose fold fit fails (e.g. ``TrainingDivergedError``) gets this score and a
-        ``FitFailedWarning``; ``'raise'`` re-raises the error.
+        Score of a candidate whose fold fit fails, with a ``FitFailedWarning``; ``'raise'``
+        re-raises the error.
 
     Attributes
     ----------

@@ -17,20 +17,27 @@ def block_prequential_log_likelihood(estimator, X, y, n_blocks=2, random_state=0
     """Forward-chaining log-likelihood of a learner, nats per coded row.
 
     ``BlockPrequential(n_blocks, random_state, n_orderings).log_likelihood(estimator, X, y)``:
-    see :class:`BlockPrequential`.
+    see :class:`BlockPrequential` and :ref:`forward_chaining`.
 
     Parameters
     ----------
     estimator : estimator with ``predict_proba`` (classifier) or ``predict(X, return_std=True)``
+        The unfitted learner, cloned and fitted on every prefix.
     X : array-like of shape (n_samples, n_features)
+        Inputs.
     y : array-like of shape (n_samples,)
+        Targets.
     n_blocks : int, default=2
+        Coded blocks per ordering.
     random_state : int, default=0
+        Seeds the row orders.
     n_orderings : int, default=2
+        Random row orders whose log-likelihoods are averaged.
 
     Returns
     -------
     log_likelihood : float
+        Log predictive density of the coded rows, nats per row.
     """
     return BlockPrequential(n_blocks, random_state, n_orderings).log_likelihood(estimator, X, y)
 
@@ -42,20 +49,11 @@ class BlockPrequentialSearchCV(_EpochwiseSearch):
     """Choose a configuration and its stopping epoch by forward chaining; refit once.
 
     For every candidate of ``param_grid`` a clone of ``estimator`` is trained on each prefix of
-    :class:`BlockPrequential` (rows ``n/2^K, …, n/4, n/2`` of a random order) and, after every
-    epoch, scores the block that follows its prefix. The criterion of a candidate at epoch ``e``
-    is the log predictive density of all coded rows, per row — the learner's conditional
-    evidence after ``e`` epochs, estimated from the training data alone. The search keeps the
-    (candidate, epoch) with the highest value and refits that candidate on all the rows for that
-    many epochs.
-
-    Without successive halving a candidate costs ``(1 − 2^{-K}) × n_orderings`` of a fit (the
-    prefixes, trained once each with their bound switched off and scored from inside the fit:
-    1.5 at the defaults); successive halving trains most candidates for a fraction of their
-    epochs. Add one refit of the winner. 5-fold cross-validation costs 4 fits per candidate and
-    a refit. The defaults are two blocks, two orderings and successive halving; where the search
-    matches cross-validation and where it falls short (larger data, IBVI's stopping epoch) is
-    in the user guide (:ref:`model_selection_guide`).
+    :class:`BlockPrequential` and, after every epoch, scores the block that follows its prefix.
+    A candidate's criterion at epoch ``e`` is the log predictive density per coded row, an
+    estimate of its conditional evidence from the training data alone. The search keeps the best
+    (candidate, epoch) and refits that candidate on all the rows. A candidate costs a fraction of
+    the fits 5-fold cross-validation needs. Read more in the :ref:`User Guide <forward_chaining>`.
 
     Parameters
     ----------
@@ -64,51 +62,33 @@ class BlockPrequentialSearchCV(_EpochwiseSearch):
     param_grid : dict or list of dicts
         As for :class:`~sklearn.model_selection.GridSearchCV`.
     n_blocks : int, default=2
-        ``K``: coded blocks per ordering (see :class:`BlockPrequential`): with 2, prefixes of
-        ``n/4`` and ``n/2`` rows code the next ``n/4`` and ``n/2``.
+        Coded blocks per ordering: with 2, prefixes of ``n/4`` and ``n/2`` rows code the next
+        ``n/4`` and ``n/2``. See :ref:`forward_chaining`.
     n_orderings : int, default=2
-        Random row orders whose criteria are averaged (orders ``random_state``,
-        ``random_state + 1``, …): less variance, proportionally more compute.
+        Random row orders whose criteria are averaged: less variance, proportionally more compute.
     successive_halving : bool, default=True
-        Train every candidate's prefixes to 1/8 of their epochs, keep the better half of the
-        candidates (by the best criterion reached so far), train those to 1/4, halve again, to
-        1/2, halve again, and train the rest to the end (continuing the networks, so a survivor's
-        curve is the one a single fit gives). The choice is the best (candidate, epoch) among
-        all epochs trained. Costs about 0.4 of the full search on a grid of 9–18 candidates;
-        a candidate whose criterion peaks late can be dropped early.
+        Train all candidates for part of their epochs and only the better half onward at each
+        stage, which cuts the compute. See :ref:`forward_chaining`.
     stopping_epoch : {'scaled', 'peak'}, default='scaled'
-        The epochs the refit on all ``n`` rows trains. ``'peak'``: where the chosen candidate's
-        criterion peaks — but the prefixes hold ``n/4`` and ``n/2`` rows, and where the optimum
-        is a number of SGD steps rather than of epochs (it was on MNIST) a prefix peaks later,
-        in epochs, than the fit on all rows. ``'scaled'``: read that from the data — the ``n/2``
-        prefixes' peak ``e_half``, times ``clip(e_half / e_quarter, 1/2, 1)`` (kept if the peak
-        does not move as the prefix doubles, halved once more if it halves). ``'scaled'`` helps
-        where the optimum is a number of SGD steps (larger data); with IBVI on small data
-        ``'peak'`` selects better, since its prefixes peak at nearly the same epoch and the
-        clip turns the noise in ``e_half / e_quarter`` into a one-sided cut. Needs
-        ``n_blocks ≥ 2``; with one block it is the peak.
+        The epochs of the refit: where the chosen candidate's criterion peaks (``'peak'``), or
+        that peak corrected for the prefixes' size (``'scaled'``). See :ref:`forward_chaining`.
     random_state : int, default=0
         Seeds the row orders; every candidate codes the same blocks.
     tie_break_cv : int, cross-validation generator or None, default=None
-        The *orderings guard*. If set, and the row orderings disagree on which of the two best
-        finalists (the candidates trained to the end) is better — each ordering's criterion at
-        its own peak — forward chaining cannot separate them, and
-        :class:`~sklearn_ibvi.model_selection.EpochwiseGridSearchCV` with ``cv=tie_break_cv``
-        (full curves, no halving) chooses between those two, configuration and epoch (its
-        peak). Where the orderings agree nothing changes and nothing more is trained. Needs
-        ``n_orderings ≥ 2``. Off by default: it helps a little at about a fifth more compute
-        (:ref:`model_selection_guide`). An int ``k`` means shuffled ``k``-fold (stratified for
-        classifiers) seeded by ``random_state``; pass a splitter for anything else.
+        If the orderings disagree on the better of the two finalists, cross-validation with these
+        folds chooses between them (an int ``k`` is shuffled ``k``-fold). See :ref:`forward_chaining`.
     refit : bool, default=True
         Refit the chosen candidate on all rows for the chosen number of epochs
-        (``best_estimator_``), with its bound tracking as configured.
+        (``best_estimator_``).
     n_jobs : int, default=None
         Prefix fits run in parallel (any joblib backend: loky, dask, ray).
     verbose : int, default=0
+        Controls the verbosity of the search.
     pre_dispatch : int or str, default='2*n_jobs'
+        Jobs dispatched during parallel execution, as in scikit-learn's searches.
     error_score : 'raise' or float, default=np.nan
-        A candidate whose prefix fit fails (e.g. ``TrainingDivergedError``) gets this score and a
-        ``FitFailedWarning``; ``'raise'`` re-raises the error.
+        Score of a candidate whose prefix fit fails, with a ``FitFailedWarning``; ``'raise'``
+        re-raises the error.
 
     Attributes
     ----------
@@ -126,11 +106,8 @@ class BlockPrequentialSearchCV(_EpochwiseSearch):
     peak_epoch_ : int
         The epoch where the chosen candidate's criterion peaks.
     tie_break_ : dict or None
-        With ``tie_break_cv``: ``finalists`` (the two candidates' indices, forward chaining's
-        better first), ``ordering_gaps`` (per ordering, the first's peak criterion minus the
-        second's, nats per coded row) and ``search`` (the fitted ``EpochwiseGridSearchCV``, or
-        ``None`` where the orderings agreed). ``None`` without ``tie_break_cv`` or with fewer
-        than two finalists.
+        With ``tie_break_cv``: ``finalists``, ``ordering_gaps`` (nats per coded row) and
+        ``search`` (the fitted ``EpochwiseGridSearchCV``, ``None`` where the orderings agreed).
     best_params_ : dict
         The chosen candidate's parameters, with ``max_epochs`` set to ``best_epoch_``.
     best_score_ : float

@@ -30,7 +30,15 @@ class HeldOutScheme:
     """
 
     def held_out_splits(self, y, classifier=False):
-        """``[(train_indices, held_out_indices), …]`` over the rows of ``y``."""
+        """``[(train_indices, held_out_indices), …]`` over the rows of ``y``.
+
+        Parameters
+        ----------
+        y : array-like of shape (n_samples,)
+            Targets of the rows to split.
+        classifier : bool, default=False
+            Whether the learner is a classifier (a scheme may stratify by class).
+        """
         raise NotImplementedError
 
     def n_held_out(self, y, classifier=False):
@@ -90,9 +98,8 @@ class BlockPrequential(HeldOutScheme):
     (:meth:`~HeldOutScheme.log_likelihood`).
 
     The defaults (two blocks, two orderings) are those of
-    :class:`~sklearn_ibvi.model_selection.BlockPrequentialSearchCV`: averaging two orderings
-    selects better and stops nearer the test-optimal epoch than three blocks of one, for 1.7×
-    the prefix fits (:ref:`model_selection_guide`).
+    :class:`~sklearn_ibvi.model_selection.BlockPrequentialSearchCV`.
+    Read more in the :ref:`User Guide <forward_chaining>`.
 
     Parameters
     ----------
@@ -100,8 +107,8 @@ class BlockPrequential(HeldOutScheme):
         ``K``: per ordering, the coded blocks cover ``1 − 2^{-K}`` of the rows, and fitting the
         prefixes costs ``1 − 2^{-K}`` of a full fit.
     random_state : int, default=0
-        Seeds the row orders. Keep it fixed across the candidates of a search: every candidate
-        must code the same blocks.
+        Seeds the row orders; keep it fixed across the candidates of a search, so that every
+        candidate codes the same blocks.
     n_orderings : int, default=2
         Row orders averaged: less variance, proportionally more prefix fits.
     """
@@ -119,6 +126,7 @@ class BlockPrequential(HeldOutScheme):
         Parameters
         ----------
         y : array-like of shape (n_samples,)
+            Targets of the rows to split.
         classifier : bool
             Put one row of every class at the front of each order.
         """
@@ -175,13 +183,10 @@ class PartialKFold(HeldOutScheme):
 
     Each used fold trains on ``(n_splits − 1) / n_splits`` of the rows and scores the rest; the
     folds are shuffled with ``random_state`` (stratified by class for classifiers). It costs
-    ``n_used × (1 − 1/n_splits)`` of a fit per candidate: 1.6 at the defaults, against 4 for
-    5-fold CV and 1.5 for :class:`~sklearn_ibvi.model_selection.BlockPrequential`'s defaults.
-
-    Against forward chaining it trades held-out rows for training rows: the learners see 80 %
-    of the data rather than a quarter and a half, so their best epoch is nearer that of the fit
-    on all rows, but only 40 % of the rows are scored. That trade pays on larger data sets and
-    not on small ones, where forward chaining does better (:ref:`model_selection_guide`).
+    ``n_used × (1 − 1/n_splits)`` of a fit per candidate. Against forward chaining
+    (:class:`~sklearn_ibvi.model_selection.BlockPrequential`) its learners see more rows but
+    fewer rows are scored, which pays on larger data sets rather than small ones.
+    Read more in the :ref:`User Guide <selection_criteria>`.
 
     Parameters
     ----------
@@ -214,6 +219,7 @@ class PartialKFold(HeldOutScheme):
         Parameters
         ----------
         y : array-like of shape (n_samples,)
+            Targets of the rows to split.
         classifier : bool
             Stratify the folds by class.
         """

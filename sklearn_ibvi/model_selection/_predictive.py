@@ -17,12 +17,16 @@ def predictive_log_likelihood(estimator, X, y):
     Parameters
     ----------
     estimator : fitted estimator
+        A classifier with ``predict_proba``, or a regressor with ``predict(X, return_std=True)``.
     X : array-like of shape (n_samples, n_features)
+        Held-out inputs.
     y : array-like of shape (n_samples,)
+        Held-out targets.
 
     Returns
     -------
     log_density : ndarray of shape (n_samples,)
+        Nats per row.
     """
     y = column_or_1d(np.asarray(y))
     if hasattr(estimator, "predict_proba") and is_classifier(estimator):
@@ -43,6 +47,20 @@ def log_predictive_scorer(estimator, X, y):
     The scorer for cross-validating these estimators: their ``score`` is a bound on the
     *training* evidence and means nothing on held-out rows. For classifiers it equals
     ``-log_loss``; for regressors it is the Gaussian predictive log density.
+
+    Parameters
+    ----------
+    estimator : fitted estimator
+        A classifier with ``predict_proba``, or a regressor with ``predict(X, return_std=True)``.
+    X : array-like of shape (n_samples, n_features)
+        Held-out inputs.
+    y : array-like of shape (n_samples,)
+        Held-out targets.
+
+    Returns
+    -------
+    score : float
+        Nats per sample.
     """
     return float(np.mean(predictive_log_likelihood(estimator, X, y)))
 

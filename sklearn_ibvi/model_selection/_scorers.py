@@ -1,5 +1,5 @@
 """Validation-free scorers: ``scorer(fitted_estimator, X_train, y_train)`` by one of the criteria
-(:func:`make_bound_scorer` lists them), for :class:`~sklearn.model_selection.GridSearchCV` with the
+(see :ref:`selection_criteria`), for :class:`~sklearn.model_selection.GridSearchCV` with the
 all-data split::
 
     GridSearchCV(estimator, grid, scoring=make_bound_scorer(), cv=TrainOnlySplit())
@@ -20,11 +20,16 @@ def bound_scorer(estimator, X, y):
     Only meaningful when ``X, y`` are the data the estimator was fitted on — use it with
     :class:`TrainOnlySplit`.
 
+    Read more in the :ref:`User Guide <bound_selection>`.
+
     Parameters
     ----------
     estimator : fitted estimator with a bound ``score``
+        An sklearn_ibvi estimator, a BoundEarlyStopping or a pipeline ending in one.
     X : array-like of shape (n_samples, n_features)
+        The training inputs.
     y : array-like of shape (n_samples,)
+        The training targets.
 
     Returns
     -------
@@ -53,6 +58,11 @@ class BoundScorer:
 
     Built by :func:`make_bound_scorer`; a module-level class so that searches pickle it to
     process-based workers (loky, dask, ray).
+
+    Parameters
+    ----------
+    criterion : str or held-out scheme, default='bound'
+        The criterion scored, as for :func:`make_bound_scorer`. See :ref:`selection_criteria`.
     """
 
     def __init__(self, criterion="bound"):
@@ -73,30 +83,18 @@ def make_bound_scorer(criterion="block_prequential", *, n_blocks=2, n_orderings=
 
         GridSearchCV(est, grid, scoring=make_bound_scorer("prequential"), cv=TrainOnlySplit())
 
+    To choose stopping epochs too, and for less compute, use
+    :class:`~sklearn_ibvi.model_selection.BlockPrequentialSearchCV`.
+    Read more in the :ref:`User Guide <bound_selection>`.
+
     Parameters
     ----------
     criterion : {'block_prequential', 'bound', 'prequential', 'partial_cv'} or held-out scheme, default='block_prequential'
-        What the scorer returns, in nats per sample (module docstring has the details). The
-        default is the validation-free criterion that selects best (:ref:`model_selection_guide`).
-        To choose stopping epochs too, and for less compute, use
-        :class:`~sklearn_ibvi.model_selection.BlockPrequentialSearchCV`:
-
-        - ``'bound'``: ``estimator.score(X, y)``, the estimator's lower-bound estimate of
-          ``log p(y | X)`` per sample (same as :func:`bound_scorer`);
-        - ``'prequential'``: the first epoch's prequential log-likelihood per sample — the
-          evidence when predictions are exact Bayesian predictives, otherwise an online
-          learner's log-likelihood; free (already in the history);
-        - ``'block_prequential'``: forward-chaining log predictive density per coded row, an
-          estimate of the learner's conditional evidence. It refits clones of the candidate on
-          prefixes of ``X`` (``(1 − 2^{-n_blocks}) × n_orderings`` of a fit: 1.5 at the
-          defaults), unless the candidate is a :class:`~sklearn_ibvi.BoundEarlyStopping` that
-          already measured it.
-        - ``'partial_cv'``: the same on :class:`PartialKFold`'s two of five shuffled folds — it
-          holds rows out, like cross-validation, and trains on 80 % of them (1.6 fits). A
-          :class:`BlockPrequential` or :class:`PartialKFold` instance selects other blocks or
-          folds.
+        What the scorer returns, in nats per sample: the bound, the prequential or forward-chaining
+        log-likelihood, or two of five folds; a held-out scheme sets other splits.
+        See :ref:`selection_criteria`.
     n_blocks : int, default=2
-        For ``'block_prequential'`` (see :class:`BlockPrequential`).
+        For ``'block_prequential'``: coded blocks per ordering (see :class:`BlockPrequential`).
     n_orderings : int, default=2
         For ``'block_prequential'``: row orders averaged.
     random_state : int, default=0

@@ -28,28 +28,22 @@ class ScreenedGridSearchCV(BaseSearchCV):
     """Grid search that screens every candidate with a validation-free criterion, then
     cross-validates only the best few.
 
-    Stage 1 fits each candidate once on all the data and scores it by ``criterion`` (for
-    ``'prequential'`` a single epoch suffices and only one is run; ``'block_prequential'`` adds
-    the prefix fits). Stage 2 is an ordinary
-    cross-validated grid search over the ``n_survivors`` best candidates, with ``scoring``
-    (default :func:`log_predictive_scorer`, the held-out log predictive density); ``refit``
-    refits the winner on all the data. Candidates with equal screening scores survive or fall
-    together — parameters the criterion cannot see (``max_epochs`` for ``'prequential'``) are
-    therefore left entirely to cross-validation.
-
-    Screening by forward chaining keeps cross-validation's choice at a fraction of its compute;
-    screening by the cheaper ``'prequential'`` tends to discard the best regression
-    configurations, since it favours wide noise (:ref:`model_selection_guide`). The default
-    ``'block_prequential'`` (two blocks × two orders) screens with 1.5 fits per candidate;
-    ``BlockPrequential(3, n_orderings=1)`` is a cheaper screen.
+    Stage 1 fits each candidate once on all the data and scores it by ``criterion``. Stage 2 is
+    an ordinary cross-validated grid search over the ``n_survivors`` best candidates, with
+    ``scoring``; ``refit`` refits the winner on all the data. Candidates with equal screening
+    scores survive or fall together, so parameters the criterion cannot see are left to
+    cross-validation. Screening by forward chaining keeps cross-validation's choice at a fraction
+    of its compute. Read more in the :ref:`User Guide <selection_rule>`.
 
     Parameters
     ----------
     estimator : estimator
+        The estimator whose grid is searched.
     param_grid : dict or list of dicts
         As for :class:`~sklearn.model_selection.GridSearchCV`.
     criterion : {'block_prequential', 'prequential', 'bound', 'partial_cv'} or held-out scheme, default='block_prequential'
-        The screening criterion (see :func:`make_bound_scorer`).
+        The screening criterion; ``'prequential'`` is cheaper but tends to discard the best
+        regression configurations. See :ref:`selection_criteria`.
     n_survivors : int, default=3
         Candidates (distinct screening scores) kept for cross-validation.
     scoring : str, callable or None, default=None
@@ -123,7 +117,9 @@ class ScreenedGridSearchCV(BaseSearchCV):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Training inputs.
         y : array-like of shape (n_samples,)
+            Training targets.
         **params : dict
             Passed to the estimator's ``fit`` in the cross-validation stage.
 

@@ -10,6 +10,7 @@ class TrainOnlySplit(BaseCrossValidator):
 
     With :func:`bound_scorer` this makes ``GridSearchCV``/``RandomizedSearchCV`` fit every
     candidate once on all the data and score it by its bound on that same data.
+    Read more in the :ref:`User Guide <bound_selection>`.
 
     Examples
     --------
@@ -25,7 +26,9 @@ class TrainOnlySplit(BaseCrossValidator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-        y, groups : ignored
+            The rows to split.
+        y, groups : object
+            Ignored.
 
         Yields
         ------
