@@ -370,6 +370,52 @@ def summarize(records):
     return rows
 
 
+#: A default must have at most this multiple of naive 5-fold CV's mean regret ...
+TARGET_REGRET_RATIO = 1.1
+#: ... at most this fraction of its compute.
+TARGET_COMPUTE_RATIO = 0.5
+BAND_LABELS = {"small": "< 500 rows", "medium": "500–4,999 rows", "large": "≥ 5,000 rows", "all": "all"}
+METHOD_LABELS = {"bound": "bound", "forward_chaining": "forward chaining", "epochwise_cv": "epochwise 5-fold CV",
+                 "naive_cv": "naive 5-fold CV"}
+
+
+def meets_target(row):
+    """Whether a method's row has at most 1.1× naive CV's mean regret at at most half its compute."""
+    ratio = row.get("regret_ratio")
+    if ratio is None and row.get("mean_regret") == 0:
+        ratio = 0.0  # no regret where naive CV has none either
+    return ratio is not None and ratio <= TARGET_REGRET_RATIO and row.get("compute_ratio", 1) <= TARGET_COMPUTE_RATIO
+
+
+def summary_table(rows):
+    """The compact table the documentation shows (between the summary markers)."""
+    lines = ["<!-- summary -->", "",
+             "| size band | family | " + " | ".join(METHOD_LABELS[m] for m in METHODS[:-1])
+             + " | naive 5-fold CV: mean regret (nats/row) |",
+             "|---|---|" + "---|" * len(METHODS)]
+    for band_name in ("small", "medium", "large", "all"):
+        for family in FAMILIES + ["both"]:
+            sel = {r["method"]: r for r in rows if r["band"] == band_name and r["family"] == family}
+            if BASELINE not in sel or "mean_regret" not in sel[BASELINE]:
+                continue
+            cells = []
+            for m in METHODS[:-1]:
+                r = sel.get(m, {})
+                if "mean_regret" not in r:
+                    cells.append("—")
+                    continue
+                mark = " ✓" if meets_target(r) else ""
+                cells.append(f"{_fmt(r['regret_ratio'], '.2f')}× / {_fmt(r['compute_ratio'], '.2f')}×{mark}")
+            lines.append(f"| {BAND_LABELS[band_name]} ({sel[BASELINE]['n_paired']} cases) | "
+                         f"{family.replace('_', '-')} | " + " | ".join(cells)
+                         + f" | {sel[BASELINE]['mean_regret']:.4f} |")
+    lines += ["",
+              f"Each cell: mean regret / compute, as multiples of naive 5-fold `GridSearchCV`'s; ✓ where "
+              f"both meet the target (regret ≤ {TARGET_REGRET_RATIO}×, compute ≤ {TARGET_COMPUTE_RATIO}×).",
+              "", "<!-- /summary -->"]
+    return lines
+
+
 def _fmt(x, spec=".3f"):
     return "—" if x is None else format(x, spec)
 
@@ -387,7 +433,8 @@ def write_report(records, out, command, machine, wall):
     payload = dict(command=command, machine=machine, wall_s=wall, suite=suite, splits=SPLITS,
                    grid={f: {k: [list(v) if isinstance(v, tuple) else v for v in vs] for k, vs in g.items()}
                          for f, g in GRID.items()},
-                   fixed=FIXED, summary=rows, cases=cases)
+                   fixed=FIXED, learning_rates={f"{f} {task}": lr for (f, task), lr in LEARNING_RATES.items()},
+                   summary=rows, cases=cases)
     (out / f"{NAME}.json").write_text(json.dumps(payload, indent=None, separators=(",", ":")) + "\n")
 
     n_ok = sum("oracle" in r for r in records)
@@ -409,6 +456,7 @@ def write_report(records, out, command, machine, wall):
         "W/T/L: cases with lower / equal / higher regret than naive CV.",
         "",
     ]
+    lines += summary_table(rows) + [""]
     for band_name in ("small", "medium", "large", "all"):
         sel = [r for r in rows if r["band"] == band_name]
         if not sel:

@@ -72,6 +72,14 @@ def prequential_log_likelihood(estimator):
     ``Σ_k log p(y_{B_k} | X_{B_k}, θ before batch k)`` over the first pass: with several chains
     the predictive is their mixture. Read from the history column
     ``prequential_log_likelihood``; works through pipelines and BoundEarlyStopping.
+
+    Parameters
+    ----------
+    estimator : fitted sklearn_ibvi estimator, Pipeline ending in one, or BoundEarlyStopping
+
+    Returns
+    -------
+    log_likelihood : float
     """
     history = getattr(_bayesian_estimator(estimator), "history_", None)
     if history is None or len(history) == 0 or "prequential_log_likelihood" not in history[0]:
