@@ -117,6 +117,7 @@ BENCHMARK_RESULTS = {
     "model_selection": "Model selection",
     "peers": "IBVI against peer methods",
     "regression_coverage": "Regression intervals",
+    "learning_rate": "Learning rate, epochs and out-of-distribution detection",
     "cnn_mnist": "Your own network: a CNN on MNIST",
     "ibvi_benchmark": "IBVI under corruption",
     "ibvi_width_transfer": "Learning rates across widths",
