@@ -17,6 +17,7 @@ from sklearn.model_selection import ParameterGrid, check_cv
 from sklearn.model_selection._search import BaseSearchCV
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.parallel import Parallel, delayed
+from sklearn.utils.validation import check_is_fitted
 
 from ._epoch_curves import (
     HeldOutRun,
@@ -225,6 +226,22 @@ class _EpochwiseSearch(BaseSearchCV):
     def _held_out_splits(self, X, y):
         """``[(train_indices, held_out_indices), …]``: the rows each candidate trains on and scores."""
         raise NotImplementedError
+
+    def predict(self, X, **predict_params):
+        """Predict with the refitted best estimator; regressors take ``return_std=True``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        **predict_params : dict
+            Passed to ``best_estimator_.predict`` (e.g. ``return_std=True`` for a regressor).
+
+        Returns
+        -------
+        y_pred : ndarray, or tuple ``(mean, std)`` with ``return_std=True``
+        """
+        check_is_fitted(self)
+        return self.best_estimator_.predict(X, **predict_params)
 
     def _run_search(self, evaluate_candidates, *, callback_ctx=None):
         raise NotImplementedError(f"{type(self).__name__}.fit scores candidates epoch by epoch, not through _run_search.")

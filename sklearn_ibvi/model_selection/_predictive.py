@@ -12,7 +12,8 @@ def predictive_log_likelihood(estimator, X, y):
 
     Classifiers: ``log predict_proba(X)[i, y_i]``. Regressors: the Gaussian with the mean and
     standard deviation of ``predict(X, return_std=True)`` — exact for one chain or one weight
-    draw, a moment-matched approximation of a mixture over several. Works for pipelines.
+    draw, a moment-matched approximation of a mixture over several. Works for pipelines and for
+    fitted searches (their ``best_estimator_``).
 
     Parameters
     ----------
@@ -29,6 +30,8 @@ def predictive_log_likelihood(estimator, X, y):
         Nats per row.
     """
     y = column_or_1d(np.asarray(y))
+    # A fitted search (scikit-learn's or this package's) predicts with its refitted best estimator.
+    estimator = getattr(estimator, "best_estimator_", estimator)
     if hasattr(estimator, "predict_proba") and is_classifier(estimator):
         proba = np.asarray(estimator.predict_proba(X), dtype=np.float64)
         classes = list(estimator.classes_)
