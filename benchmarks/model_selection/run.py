@@ -518,7 +518,7 @@ def figure(rows, path):
     if not bands:
         return
     fig, axes = plt.subplots(1, 3, figsize=(10.5, 3.6), squeeze=False)
-    markers = {"bound": "o", "forward_chaining": "s", "epochwise_cv": "^", "naive_cv": "x"}
+    markers = {"bound": "o", "forward_chaining": "s", "epochwise_cv": "^", "epochwise_cv_full": "v", "naive_cv": "x"}
     colors = {"entropy_sgd": "tab:blue", "ibvi": "tab:orange", "both": "black"}
     for ax, band_name in zip(axes[0], bands):
         for r in rows:
