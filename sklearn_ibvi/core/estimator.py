@@ -297,9 +297,10 @@ class BayesianNetEstimator(BaseEstimator):
         {"lr", "max_epochs", "batch_size", "verbose", "warm_start", "random_state", "device", "n_predict_samples"}
     )
 
-    #: Parameter values that switch a family's per-epoch bound off, for fits judged on held-out
-    #: rows (forward-chaining prefixes): each family names its own.
-    _untracked_params = {}
+    def _held_out_params(self):
+        """Parameter values for fits judged on held-out rows (fold and prefix learners of the
+        searches): each family switches its per-epoch bound off, whose work would be wasted there."""
+        return {}
 
     # -- the module's own parameters, as skorch's ``module__*`` ------------------------------------
 

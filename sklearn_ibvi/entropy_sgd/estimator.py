@@ -29,8 +29,8 @@ class _EntropySGDEstimator(BayesianNetEstimator):
         "callbacks": [list, None],
     }
 
-    #: Parameter values that switch the per-epoch bound off, for fits judged on held-out rows.
-    _untracked_params = {"entropy": None}
+    def _held_out_params(self):
+        return {"entropy": None}
 
     def _build_net(self, module, n_samples, likelihood, device):
         return EntropySGDNet(

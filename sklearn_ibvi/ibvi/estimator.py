@@ -24,6 +24,10 @@ _FAMILIES_WITH_A_BOUND = (
     "parameters of every variational layer)"
 )
 
+#: Weight draws that average the predictive of a fold or prefix learner (see ``_held_out_params``).
+HELD_OUT_PREDICT_SAMPLES = 8
+
+
 class _IBVIEstimator(BayesianNetEstimator):
     """Parameters and wiring shared by the IBVI regressor and classifier."""
 
@@ -42,8 +46,12 @@ class _IBVIEstimator(BayesianNetEstimator):
     # How many draws estimate the bound is not part of the model: it may change between continuations.
     _continuable_params = BayesianNetEstimator._continuable_params | {"n_bound_samples"}
 
-    #: Parameter values that switch the per-epoch bound off, for fits judged on held-out rows.
-    _untracked_params = {"n_bound_samples": 0}
+    def _held_out_params(self):
+        """No per-epoch ELBO, and held-out rows scored under at most
+        :data:`HELD_OUT_PREDICT_SAMPLES` weight draws: scored after every epoch of every fold,
+        the predictive would otherwise cost more than the training. The refit model predicts
+        with ``n_predict_samples``."""
+        return {"n_bound_samples": 0, "n_predict_samples": min(self.n_predict_samples, HELD_OUT_PREDICT_SAMPLES)}
 
     def _continue_with_current_schedule(self, net, n_samples):
         super()._continue_with_current_schedule(net, n_samples)

@@ -19,7 +19,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from ..core.estimator import BayesianNetEstimator
-from ._epoch_curves import HeldOutRun, advance, untracked_clone
+from ._epoch_curves import HeldOutRun, advance, held_out_clone
 from ..exceptions import BoundUndefinedError, EarlyPeakWarning, warn_at_caller
 from ._criteria import BOUND, CRITERIA, FORWARD_CHAINING, criterion_for
 from ._held_out import BlockPrequential, HeldOutScheme
@@ -288,7 +288,7 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
     def _follow_held_out(self, estimator, scheme, rule, X, y, max_epochs):
         """Train the split learners in stages of ``patience`` epochs; the criterion curve and
         the runs (whose curves may go up to ``patience - 1`` epochs further)."""
-        learner = untracked_clone(estimator).set_params(max_epochs=max_epochs)
+        learner = held_out_clone(estimator).set_params(max_epochs=max_epochs)
         splits = scheme.held_out_splits(y, classifier=is_classifier(estimator))
         runs = [HeldOutRun(learner, train, held_out) for train, held_out in splits]
         stage = self.patience or max_epochs

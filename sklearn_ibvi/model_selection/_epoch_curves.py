@@ -149,22 +149,24 @@ def epochwise_evaluations(estimator, X, y, X_eval, y_eval, evaluate):
     return run.learner, run.values, run.scoring_seconds
 
 
-def without_bound_tracking(estimator):
-    """``estimator`` (or the pipeline ending in one) with its per-epoch bound switched off.
+def for_held_out_scoring(estimator):
+    """``estimator`` (or the pipeline ending in one) set up for fits judged on held-out rows.
 
-    Prefix and fold fits are judged on held-out rows; the bound's extra work (entropy-SGD's
-    Hessian-vector products, IBVI's end-of-epoch ELBO) would be wasted there.
+    Prefix and fold fits are judged on held-out rows: the bound's extra work (entropy-SGD's
+    Hessian-vector products, IBVI's end-of-epoch ELBO) would be wasted there, and IBVI averages
+    fewer weight draws for its held-out predictive. Each family names its values
+    (``_held_out_params``).
     """
     trained = final_estimator(estimator)
     prefix = final_parameter_prefix(estimator)
-    return estimator.set_params(**{prefix + name: value for name, value in trained._untracked_params.items()})
+    return estimator.set_params(**{prefix + name: value for name, value in trained._held_out_params().items()})
 
 
-def untracked_clone(estimator):
-    """A clone of ``estimator``, with the bound switched off if it is (or ends in) an sklearn_ibvi one."""
+def held_out_clone(estimator):
+    """A clone of ``estimator``, :func:`for_held_out_scoring` if it is (or ends in) an sklearn_ibvi one."""
     learner = clone(estimator)
     try:
-        return without_bound_tracking(learner)
+        return for_held_out_scoring(learner)
     except TypeError:  # any other estimator: nothing to switch off
         return learner
 

@@ -24,7 +24,7 @@ from ._epoch_curves import (
     advance,
     final_estimator,
     final_parameter_prefix,
-    without_bound_tracking,
+    for_held_out_scoring,
 )
 from ._held_out import HeldOutScheme
 from ._predictive import log_predictive_scorer
@@ -110,7 +110,7 @@ class _EpochwiseSearch(BaseSearchCV):
         epochs_name = _epochs_parameter(self.estimator)
         candidates = list(ParameterGrid(self.param_grid))
         splits = self._held_out_splits(X, y)
-        runs = [[HeldOutRun(self._candidate(p, untracked=True), *split) for split in splits] for p in candidates]
+        runs = [[HeldOutRun(self._candidate(p, held_out=True), *split) for split in splits] for p in candidates]
         parallel = Parallel(n_jobs=self.n_jobs, verbose=self.verbose, pre_dispatch=self.pre_dispatch)
         alive = np.arange(len(candidates))
         fractions = HALVING_STAGES if self.successive_halving else (1.0,)
@@ -138,7 +138,7 @@ class _EpochwiseSearch(BaseSearchCV):
         self.best_params_ = {**candidates[best], epochs_name: self.best_epoch_}
         if self.refit:
             start = time.perf_counter()
-            self.best_estimator_ = self._candidate(self.best_params_, untracked=False).fit(X, y)
+            self.best_estimator_ = self._candidate(self.best_params_, held_out=False).fit(X, y)
             self.refit_time_ = time.perf_counter() - start
         self.scorer_ = log_predictive_scorer
         self.multimetric_ = False
@@ -154,9 +154,9 @@ class _EpochwiseSearch(BaseSearchCV):
         another way among the ``finalists`` (the candidates trained to the end)."""
         return None
 
-    def _candidate(self, params, untracked):
+    def _candidate(self, params, held_out):
         learner = clone(self.estimator).set_params(**{k: clone(v, safe=False) for k, v in params.items()})
-        return without_bound_tracking(learner) if untracked else learner
+        return for_held_out_scoring(learner) if held_out else learner
 
     def _record_results(self, candidates, runs):
         n_candidates, n_splits = len(candidates), len(runs[0])
@@ -249,15 +249,15 @@ class _EpochwiseSearch(BaseSearchCV):
 
 class EpochwiseGridSearchCV(_EpochwiseSearch):
     """Cross-validation that chooses a configuration *and* its stopping epoch from one fit per
-    fold, with successive halving over epochs; refit once.
+    fold; refit once.
 
     For every candidate of ``param_grid`` a clone of ``estimator`` is trained on each
     cross-validation fold (bound tracking off) and, after every epoch, scores the fold's held-out
     rows by their mean log predictive density: ``GridSearchCV`` with
     :func:`~sklearn_ibvi.model_selection.log_predictive_scorer` over every ``max_epochs`` at
     once. The search keeps the best (candidate, epoch) and refits that candidate on all rows for
-    that many epochs; successive halving drops poor candidates early, for a fraction of full
-    cross-validation's compute. Read more in the :ref:`User Guide <epochwise_cv>`.
+    that many epochs. This is the package's recommended selection method for every estimator
+    and data size. Read more in the :ref:`User Guide <epochwise_cv>`.
 
     Parameters
     ----------
@@ -268,9 +268,10 @@ class EpochwiseGridSearchCV(_EpochwiseSearch):
     cv : int, cross-validation generator, iterable or held-out scheme, default=5
         As for :class:`~sklearn.model_selection.GridSearchCV` (an int is unshuffled k-fold), or
         a held-out scheme such as :class:`~sklearn_ibvi.model_selection.PartialKFold`.
-    successive_halving : bool, default=True
+    successive_halving : bool, default=False
         Train all candidates for part of their epochs and only the better half onward at each
-        stage, which cuts the compute. See :ref:`epochwise_cv`.
+        stage: less compute, but candidates that start slowly are dropped, and the selection
+        loses to full cross-validation. See :ref:`epochwise_cv`.
     refit : bool, default=True
         Refit the chosen candidate on all rows for the chosen number of epochs
         (``best_estimator_``).
@@ -343,7 +344,7 @@ class EpochwiseGridSearchCV(_EpochwiseSearch):
         param_grid,
         *,
         cv=5,
-        successive_halving=True,
+        successive_halving=False,
         refit=True,
         n_jobs=None,
         verbose=0,

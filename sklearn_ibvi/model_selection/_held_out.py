@@ -15,7 +15,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.utils import _safe_indexing
 from sklearn.utils.validation import column_or_1d
 
-from ._epoch_curves import untracked_clone
+from ._epoch_curves import held_out_clone
 from ._predictive import predictive_log_likelihood
 
 class HeldOutScheme:
@@ -55,7 +55,7 @@ class HeldOutScheme:
         """
         total, count = 0.0, 0
         for train, held_out in self.held_out_splits(y, classifier=is_classifier(estimator)):
-            learner = untracked_clone(estimator).fit(_safe_indexing(X, train), _safe_indexing(y, train))
+            learner = held_out_clone(estimator).fit(_safe_indexing(X, train), _safe_indexing(y, train))
             log_density = predictive_log_likelihood(learner, _safe_indexing(X, held_out), _safe_indexing(y, held_out))
             total += float(np.sum(log_density))
             count += len(held_out)
