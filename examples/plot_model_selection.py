@@ -17,7 +17,7 @@ Here it chooses the width, the prior scale and the epoch of an
 cross-validation over the same widths and priors and three epoch budgets (``GridSearchCV``
 retrains for each budget), and beside
 :class:`~sklearn_ibvi.model_selection.EpochwiseGridSearchCV`, 5-fold cross-validation that
-reads every epoch off one fit per fold and halves the candidates the same way. All are scored
+reads every epoch off one fit per fold. All are scored
 on a held-out test set the selectors never see; the compute is their wall time.
 """
 

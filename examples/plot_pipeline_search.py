@@ -14,7 +14,7 @@ none of them sees:
    reads the held-out log predictive density after every epoch of one fit per fold, so it
    chooses the width, the prior scale *and* the stopping epoch, and refits the pipeline once.
 2. :class:`~sklearn_ibvi.BoundEarlyStopping` around the pipeline: one configuration, stopped
-   where its criterion (here forward chaining on the training rows) peaks.
+   where its criterion (by default the same five-fold held-out log density) peaks.
 3. :class:`~sklearn.model_selection.GridSearchCV` with
    :func:`~sklearn_ibvi.model_selection.log_predictive_scorer` over the same grid and two
    epoch budgets, each refitted from scratch.
@@ -86,9 +86,8 @@ for name, (model, seconds) in methods.items():
           f"accuracy {test_metrics[name][1]:.3f}, {seconds:.1f} s")
 
 # %%
-# Left: the cross-validated log predictive density of every candidate after every epoch
-# (successive halving stops the weaker ones early, so their curves end early); right: the
-# test log loss of each method's model.
+# Left: the cross-validated log predictive density of every candidate after every epoch;
+# right: the test log loss of each method's model.
 fig, (ax_curves, ax_test) = plt.subplots(1, 2, figsize=(11, 3.8))
 curves = epochwise.criterion_curves_
 epochs = np.arange(1, curves.shape[1] + 1)

@@ -116,7 +116,7 @@ def test_clear_error_for_an_estimator_without_a_bound(classification):
         ("bound", 150, "the criterion is 'bound'"),
         ("partial_cv", 150, "the criterion is 'partial_cv'"),
         (BlockPrequential(n_blocks=1), 150, "n_blocks=1"),
-        ("auto", 40, "fell back to it: too few rows"),
+        ("auto", 40, "the criterion is 'cv'"),
     ],
 )
 def test_scaled_stopping_epoch_needs_forward_chaining_with_two_blocks(regression, criterion, rows, message):
@@ -258,15 +258,15 @@ def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
 
 
-def test_auto_criterion_is_block_prequential_with_enough_rows_and_the_bound_below(classification):
+def test_auto_criterion_is_five_fold_cv_with_five_rows_per_class_and_the_bound_below(classification):
     X, y = classification
-    assert len(X) >= 64
     big = BoundEarlyStopping(EntropySGDClassifier(max_epochs=2, random_state=0)).fit(X, y)
-    assert big.criterion_ == "block_prequential"
-    # the scorer reads what 'auto' measured (it used to reject criterion='auto')
-    measured = big.bound_curve_[big.best_epoch_ - 1] / BlockPrequential().n_held_out(y, classifier=True)
-    assert make_bound_scorer()(big, X, y) == pytest.approx(measured, rel=1e-12)
-    rows = np.random.RandomState(0).permutation(len(X))[:40]
+    assert big.criterion_ == "cv"
+    # the scorer reads what 'auto' measured rather than refitting five folds
+    measured = big.bound_curve_[big.best_epoch_ - 1] / len(y)
+    assert make_bound_scorer("cv")(big, X, y) == pytest.approx(measured, rel=1e-12)
+    # class 2 keeps 4 rows: a stratified fold could not hold one out for every class
+    rows = np.r_[np.flatnonzero(y < 2), np.flatnonzero(y == 2)[:4]]
     small = BoundEarlyStopping(EntropySGDClassifier(max_epochs=2, random_state=0)).fit(X[rows], y[rows])
     assert small.criterion_ == "bound"
     assert small.bound_curve_[small.best_epoch_ - 1] == small.estimator_.bound_
@@ -323,7 +323,7 @@ def test_warns_when_the_criterion_peaks_in_the_first_epochs(classification):
     ibvi = pytest.importorskip("sklearn_ibvi.ibvi")
     X, y = classification
     wrapped = ibvi.IBVIClassifier(max_epochs=21, random_state=0)
-    with pytest.warns(EarlyPeakWarning, match="peaked at epoch 1 of the 21.*criterion='block_prequential'"):
+    with pytest.warns(EarlyPeakWarning, match="peaked at epoch 1 of the 21.*criterion='cv'"):
         model = BoundEarlyStopping(wrapped, criterion="bound", patience=20).fit(X, y)
     assert model.peak_epoch_ == 1 and model.n_epochs_ == 21
     with warnings.catch_warnings():  # later peaks, and runs too short to judge, are not reported

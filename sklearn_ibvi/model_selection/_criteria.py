@@ -26,10 +26,14 @@ a (conditional) log marginal likelihood, in nats per sample, higher is better:
     algorithm as configured (its epochs included, so it also chooses a stopping epoch), averaged
     over a few random orders. It costs ``(1 − 2^{-K})`` of a fit per order: 1.5 fits at the
     defaults (``K = 2``, two orders).
+``'cv'``
+    Five-fold cross-validation (shuffled, stratified for classifiers;
+    :class:`~sklearn_ibvi.model_selection.PartialKFold` with all five folds used): learners
+    trained on 80 % of the rows score the other 20 %, every row scored once (4 fits). The
+    criterion that selects best (:ref:`model_selection_guide`), and
+    :class:`~sklearn_ibvi.BoundEarlyStopping`'s default.
 ``'partial_cv'``
-    The same on two of five shuffled folds
-    (:class:`~sklearn_ibvi.model_selection.PartialKFold`): learners trained on 80 % of the rows
-    score the other 20 % (1.6 fits). It holds rows out, like cross-validation.
+    The same on two of the five folds only (1.6 fits).
 
 A held-out scheme (a :class:`~sklearn_ibvi.model_selection.HeldOutScheme`) is accepted wherever
 a criterion name is. How well each criterion selects is summarised in the user guide
@@ -158,10 +162,14 @@ class HeldOut(Criterion):
 BOUND = Bound()
 PREQUENTIAL = Prequential()
 FORWARD_CHAINING = HeldOut(BlockPrequential(), "block_prequential")
+CROSS_VALIDATION = HeldOut(PartialKFold(n_splits=5, n_used=5), "cv")
 PARTIAL_CV = HeldOut(PartialKFold(), "partial_cv")
 
 #: The criteria, by name: the only place they are listed.
-CRITERIA = {criterion.name: criterion for criterion in (BOUND, PREQUENTIAL, FORWARD_CHAINING, PARTIAL_CV)}
+CRITERIA = {
+    criterion.name: criterion
+    for criterion in (BOUND, PREQUENTIAL, FORWARD_CHAINING, CROSS_VALIDATION, PARTIAL_CV)
+}
 
 
 def criterion_for(criterion):

@@ -1,9 +1,9 @@
-"""Early stopping on a validation-free criterion: train epoch by epoch, keep the best epoch.
+"""Early stopping on a criterion followed epoch by epoch: train, keep the best epoch.
 
-:class:`BoundEarlyStopping` is the meta-estimator form of "early stopping as variational
-inference": the wrapped estimator's bound (or the forward-chaining log-likelihood) is tracked
-after every epoch, training stops once it has stopped improving, and the model of the best epoch
-— weights *and* the bound's bookkeeping — is what the meta-estimator predicts and scores with.
+:class:`BoundEarlyStopping` follows a criterion after every epoch — by default the log
+predictive density of held-out folds, or the wrapped estimator's own bound ("early stopping as
+variational inference") — stops once it has stopped improving, and keeps the model of the best
+epoch, whose ``score`` is its bound on the training rows.
 """
 
 import copy
@@ -16,16 +16,18 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils import get_tags, indexable
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from ..core.estimator import BayesianNetEstimator
 from ._epoch_curves import HeldOutRun, advance, held_out_clone
 from ..exceptions import BoundUndefinedError, EarlyPeakWarning, warn_at_caller
-from ._criteria import BOUND, CRITERIA, FORWARD_CHAINING, criterion_for
+from ._criteria import BOUND, CRITERIA, CROSS_VALIDATION, criterion_for
 from ._held_out import BlockPrequential, HeldOutScheme
 
-#: Fewer rows than this make the block-prequential prefixes too small: criterion='auto' uses the bound.
-MIN_ROWS_FOR_BLOCK_PREQUENTIAL = 64
+#: criterion='auto' is five-fold cross-validation when every fold can hold out a row of every
+#: class; with fewer rows it is the bound.
+MIN_ROWS_PER_CLASS_FOR_CV = 5
 
 #: A criterion that peaks within this fraction of the epochs followed has kept a barely trained
 #: model: ``fit`` warns (``EarlyPeakWarning``).
@@ -92,10 +94,11 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
         patience count; the kept epoch is always the criterion's maximum.
     max_epochs : int or None, default=None
         Upper limit on the epochs; ``None`` uses ``estimator.max_epochs``.
-    criterion : {'auto', 'bound', 'block_prequential', 'partial_cv'} or held-out scheme, default='auto'
-        What is followed epoch by epoch: the estimator's bound, forward chaining, or two of five
-        folds; ``'auto'`` is ``'block_prequential'`` with at least 64 training rows, else
-        ``'bound'``. A held-out scheme sets other splits. See :ref:`selection_criteria`.
+    criterion : {'auto', 'cv', 'bound', 'block_prequential', 'partial_cv'} or held-out scheme, default='auto'
+        What is followed epoch by epoch: five-fold cross-validation, the estimator's bound,
+        forward chaining, or two of five folds. ``'auto'`` is ``'cv'``, or ``'bound'`` when some
+        class (for a regressor: the data) has fewer than 5 rows. A held-out scheme sets other
+        splits. See :ref:`selection_criteria`.
     stopping_epoch : {'peak', 'scaled'}, default='peak'
         The epoch kept: where the criterion peaks, or (forward chaining only) that peak corrected
         for the prefixes' size. See :ref:`forward_chaining`.
@@ -139,8 +142,8 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
     ...     EntropySGDClassifier(hidden_layer_sizes=(16,), max_epochs=50, entropy=None, random_state=0),
     ...     patience=5,
     ... ).fit(X, y)
-    >>> model.criterion_  # 'auto' on 150 rows: forward chaining, which needs no bound
-    'block_prequential'
+    >>> model.criterion_  # 'auto': five-fold cross-validation
+    'cv'
     >>> bool(model.best_epoch_ == model.bound_curve_.argmax() + 1)
     True
     """
@@ -189,6 +192,8 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
         self : object
         """
         preprocessing, estimator = self._split_pipeline()
+        if is_classifier(estimator) and y is not None:  # before any split stratifies by it
+            check_classification_targets(y)
         self.criterion_ = self._resolved_criterion(estimator, y)
         criterion = self._checked_criterion(estimator)  # a Criterion of the registry
         max_epochs = self._max_epochs(estimator)
@@ -248,9 +253,8 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
         if not criterion_for(self.criterion_).holds_out:  # the bound
             advice = (
                 "The bound is known to peak far earlier than the test-optimal epoch: stop on held-out "
-                "rows instead, criterion='block_prequential' or 'partial_cv', or choose the "
-                "configuration and its epoch with model_selection.BlockPrequentialSearchCV or "
-                "EpochwiseGridSearchCV."
+                "rows instead, criterion='cv', or choose the configuration and its epoch with "
+                "model_selection.EpochwiseGridSearchCV."
             )
         else:
             advice = (
@@ -319,13 +323,13 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
     def _resolved_criterion(self, estimator, y):
         if not (isinstance(self.criterion, str) and self.criterion == "auto"):
             return self.criterion
-        if y is None or _num_samples(y) < MIN_ROWS_FOR_BLOCK_PREQUENTIAL:  # y None: fit reports it
+        if y is None:  # fit reports it
             return BOUND.name
-        try:
-            BlockPrequential().blocks(y, classifier=is_classifier(estimator))
-        except ValueError:  # e.g. more classes than rows in the first prefix
-            return BOUND.name
-        return FORWARD_CHAINING.name
+        if is_classifier(estimator):
+            smallest = np.unique(np.asarray(y), return_counts=True)[1].min()
+        else:
+            smallest = _num_samples(y)
+        return CROSS_VALIDATION.name if smallest >= MIN_ROWS_PER_CLASS_FOR_CV else BOUND.name
 
     def _checked_criterion(self, estimator):
         criterion = criterion_for(self.criterion_)
@@ -339,13 +343,10 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
             )
         scalable = isinstance(criterion.spec, BlockPrequential) and criterion.spec.n_blocks >= 2
         if self.stopping_epoch == "scaled" and not scalable:
-            fallback = " (criterion='auto' fell back to it: too few rows for forward chaining)"
             raise ValueError(
                 "stopping_epoch='scaled' corrects forward chaining's peak for the n/4 and n/2 "
                 f"prefixes; it needs criterion='block_prequential' (or a BlockPrequential with "
-                f"n_blocks >= 2), and the criterion is {self.criterion_!r}"
-                + (fallback if self.criterion == "auto" else "")
-                + "."
+                f"n_blocks >= 2), and the criterion is {self.criterion_!r}."
             )
         return criterion
 

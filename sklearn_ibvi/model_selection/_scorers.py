@@ -89,9 +89,10 @@ def make_bound_scorer(criterion="block_prequential", *, n_blocks=2, n_orderings=
 
     Parameters
     ----------
-    criterion : {'block_prequential', 'bound', 'prequential', 'partial_cv'} or held-out scheme, default='block_prequential'
+    criterion : {'block_prequential', 'bound', 'prequential', 'cv', 'partial_cv'} or held-out scheme, default='block_prequential'
         What the scorer returns, in nats per sample: the bound, the prequential or forward-chaining
-        log-likelihood, or two of five folds; a held-out scheme sets other splits.
+        log-likelihood, or the held-out log density of five (or two of five) folds; a held-out
+        scheme sets other splits.
         See :ref:`selection_criteria`.
     n_blocks : int, default=2
         For ``'block_prequential'``: coded blocks per ordering (see :class:`BlockPrequential`).

@@ -41,7 +41,7 @@ class ScreenedGridSearchCV(BaseSearchCV):
         The estimator whose grid is searched.
     param_grid : dict or list of dicts
         As for :class:`~sklearn.model_selection.GridSearchCV`.
-    criterion : {'block_prequential', 'prequential', 'bound', 'partial_cv'} or held-out scheme, default='block_prequential'
+    criterion : {'block_prequential', 'prequential', 'bound', 'cv', 'partial_cv'} or held-out scheme, default='block_prequential'
         The screening criterion; ``'prequential'`` is cheaper but tends to discard the best
         regression configurations. See :ref:`selection_criteria`.
     n_survivors : int, default=3
