@@ -10,7 +10,9 @@ least about S plain forward passes. This measures how close it gets to that floo
   for NumPy's BLAS, the median of ``--repeats`` interleaved repeats; the ratio per weight draw is
   ``time(IBVI) / (S · time(MLP))``;
 * test NLL (``log_loss``) of fitted default ``IBVIClassifier`` models (hidden (256, 256), 20 epochs,
-  lr 0.05) for S = 1 … 128, the mean over ``--seeds`` fits, and the smallest S within 1 % of S = 128.
+  lr 0.05) for S = 1 … 128, the mean over ``--seeds`` fits, and the smallest S within 1 % of S = 128,
+  with the package's antithetic draws (pairs ``μ ± δ``) and, on the same fits, with independent
+  draws (the same predict_proba with the pairing switched off), to show what the pairing buys.
 
 Data: digits (stratified 60/40 split, random_state 0: 719 test rows) and an MNIST subset
 (``sklearn_ibvi.datasets.load_mnist(n_train=10000, n_test=10000, random_state=0)``; needs
@@ -30,6 +32,8 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import contextlib  # noqa: E402
+
 import numpy as np  # noqa: E402
 import sklearn  # noqa: E402
 import torch  # noqa: E402
@@ -42,12 +46,14 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 
 from sklearn_ibvi import IBVIClassifier  # noqa: E402
 from sklearn_ibvi.datasets import load_mnist  # noqa: E402
+from sklearn_ibvi.math.gaussian import Gaussian  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 HIDDEN = (256, 256)
 SAMPLE_COUNTS = (1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128)
 REFERENCE_SAMPLES = 128
 NLL_TOLERANCE = 0.01
+DRAWS = ("antithetic", "independent")
 
 
 def datasets():
@@ -83,14 +89,29 @@ def ibvi_predictor(model, n_samples):
     return predict
 
 
+@contextlib.contextmanager
+def independent_draws():
+    """Predictions under independent weight draws: the package's pairing switched off."""
+    paired = Gaussian.antithetic_sample_float64
+    Gaussian.antithetic_sample_float64 = Gaussian.sample_float64
+    try:
+        yield
+    finally:
+        Gaussian.antithetic_sample_float64 = paired
+
+
 def nll_against_samples(X_train, X_test, y_train, y_test, seeds, epochs):
-    """Test NLL of ``seeds`` fits for every S in SAMPLE_COUNTS: {S: [nll per seed]}."""
-    nll = {s: [] for s in SAMPLE_COUNTS}
+    """Test NLL of ``seeds`` fits for every S in SAMPLE_COUNTS, antithetic and independent draws:
+    ``{"antithetic": {S: [nll per seed]}, "independent": {...}}``."""
+    nll = {kind: {s: [] for s in SAMPLE_COUNTS} for kind in DRAWS}
     for seed in range(seeds):
         model = fitted_ibvi(X_train, y_train, seed, epochs)
-        for s in SAMPLE_COUNTS:
-            model.set_params(n_predict_samples=s)
-            nll[s].append(float(log_loss(y_test, model.predict_proba(X_test), labels=model.classes_)))
+        for kind in DRAWS:
+            with independent_draws() if kind == "independent" else contextlib.nullcontext():
+                for s in SAMPLE_COUNTS:
+                    model.set_params(n_predict_samples=s)
+                    proba = model.predict_proba(X_test)
+                    nll[kind][s].append(float(log_loss(y_test, proba, labels=model.classes_)))
     return nll
 
 
@@ -136,9 +157,12 @@ def main():
             print(f"{name}: " + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in seconds.items()), flush=True)
             if not args.no_nll:
                 nll = nll_against_samples(X_train, X_test, y_train, y_test, args.seeds, args.epochs)
-                mean = {s: float(np.mean(v)) for s, v in nll.items()}
-                nll_tables[name] = {"per_seed": nll, "mean": mean, "smallest_within_1pct": smallest_sufficient_samples(mean)}
-                print(f"{name}: mean test NLL " + ", ".join(f"S={s} {v:.4f}" for s, v in mean.items()), flush=True)
+                for kind in DRAWS:
+                    mean = {s: float(np.mean(v)) for s, v in nll[kind].items()}
+                    nll_tables[name, kind] = {"per_seed": nll[kind], "mean": mean,
+                                              "smallest_within_1pct": smallest_sufficient_samples(mean)}
+                    print(f"{name}, {kind}: mean test NLL " + ", ".join(f"S={s} {v:.4f}" for s, v in mean.items()),
+                          flush=True)
     report(args, default_samples, timing_samples, timings, nll_tables)
 
 
@@ -179,7 +203,10 @@ def report(args, default_samples, timing_samples, timings, nll_tables):
             "",
             f"## Test NLL against S (mean of {args.seeds} fits; relative to S = {REFERENCE_SAMPLES})",
             "",
-            "| S | " + " | ".join(f"{name} NLL | {name} vs S={REFERENCE_SAMPLES}" for name in nll_tables) + " |",
+            "Antithetic: the package's draws, in pairs μ ± δ. Independent: the same fits and "
+            "predict_proba with the pairing switched off.",
+            "",
+            "| S | " + " | ".join(f"{name}, {kind} NLL | vs S={REFERENCE_SAMPLES}" for name, kind in nll_tables) + " |",
             "|---|" + "---|---|" * len(nll_tables),
         ]
         for s in SAMPLE_COUNTS:
@@ -189,9 +216,9 @@ def report(args, default_samples, timing_samples, timings, nll_tables):
                 cells += [f"{mean[s]:.4f}", f"{100 * (mean[s] / mean[REFERENCE_SAMPLES] - 1):+.1f} %"]
             lines.append(f"| {s} | " + " | ".join(cells) + " |")
         lines += [""] + [
-            f"- {name}: smallest S within {NLL_TOLERANCE:.0%} of S = {REFERENCE_SAMPLES}: "
+            f"- {name}, {kind} draws: smallest S within {NLL_TOLERANCE:.0%} of S = {REFERENCE_SAMPLES}: "
             f"**{table['smallest_within_1pct']}**"
-            for name, table in nll_tables.items()
+            for (name, kind), table in nll_tables.items()
         ]
     text = "\n".join(lines) + "\n"
     print(text)
@@ -208,7 +235,7 @@ def report(args, default_samples, timing_samples, timings, nll_tables):
         "seeds": args.seeds,
         "default_n_predict_samples": default_samples,
         "timings": timings,
-        "nll_against_samples": nll_tables,
+        "nll_against_samples": {f"{name}, {kind}": table for (name, kind), table in nll_tables.items()},
     }
     (args.out / "predict_time.json").write_text(json.dumps(payload, indent=1, default=str) + "\n")
 

@@ -270,6 +270,25 @@ def test_float64_draws_for_predictions_are_those_of_sample(covariance):
     torch.testing.assert_close(drawn, expected, rtol=1e-15, atol=1e-15)
 
 
+@pytest.mark.parametrize("family", list(COVARIANCES.values()), ids=list(COVARIANCES))
+def test_antithetic_draws_are_reflected_pairs_each_distributed_as_q(family):
+    q = _random_gaussian(family, 0)
+    independent = q.sample_float64(3, torch.Generator().manual_seed(3))
+    paired = q.antithetic_sample_float64(5, torch.Generator().manual_seed(3))
+    assert paired.shape == (5, q.n_params) and paired.dtype == torch.float64
+    torch.testing.assert_close(paired[0::2], independent, rtol=0, atol=0)  # the odd one out last
+    torch.testing.assert_close(paired[0] + paired[1], 2 * q.mean, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(paired[2] + paired[3], 2 * q.mean, rtol=1e-12, atol=1e-12)
+    # the reflected draws alone are N(μ, Σ): mean and covariance within 5 standard errors
+    n = 40_000
+    reflected = q.antithetic_sample_float64(2 * n, torch.Generator().manual_seed(2))[1::2]
+    cov, var = q.covariance_matrix(), q.covariance_matrix().diagonal()
+    centred = reflected - q.mean
+    cov_se = ((var[:, None] * var[None, :] + cov**2) / n).sqrt()
+    assert ((reflected.mean(0) - q.mean).abs() / (var / n).sqrt()).max() < 5
+    assert ((centred.T @ centred / n - cov).abs() / cov_se).max() < 5
+
+
 @pytest.mark.parametrize("variational_layers", ["input_output", "output", "all"])
 @pytest.mark.parametrize("bias", [True, False])
 def test_weights_drawn_beforehand_give_the_outputs_of_drawing_in_the_forward(variational_layers, bias):

@@ -130,8 +130,9 @@ _SHARED_PARAMETERS_DOC = """
     max_epochs : int, default=100
         Passes over the training rows; :class:`~sklearn_ibvi.BoundEarlyStopping` may stop earlier.
     n_predict_samples : int, default=32
-        Weight draws averaged by ``predict_proba`` / ``predict``, fixed per fitted model; more
-        draws lower the test NLL and cost one forward pass each. See :ref:`ibvi_prediction`.
+        Weight draws (in antithetic pairs) averaged by ``predict_proba`` / ``predict``, fixed
+        per fitted model; more draws lower the test NLL and cost one forward pass each.
+        See :ref:`ibvi_prediction`.
     n_bound_samples : int, default=1
         Weight draws of the bound's expected log-likelihood, evaluated after every epoch; each
         costs a pass over the training set, and 0 skips it. See :ref:`ibvi_prediction`.

@@ -54,16 +54,19 @@ class IBVINetwork(VariationalNetwork):
     def pinned_samples(self, n_samples, seed):
         """The weights ``forward(x, n_samples, seed)`` draws, for ``forward(x, samples=...)``.
 
-        Computed once in float64 on the CPU (``μ + S z + d ⊙ ε`` with the seeded noise), then
-        rounded to the network's dtype and moved to its device: the same float32 weights on
-        every device, and a call that predicts many batches of rows draws them only once.
+        Computed once in float64 on the CPU, in antithetic pairs ``μ ± (S z + d ⊙ ε)`` with the
+        seeded noise (:meth:`~sklearn_ibvi.math.gaussian.Gaussian.antithetic_sample_float64`: the
+        predictive average of ``S`` paired draws is closer to its limit than that of ``S``
+        independent ones), then rounded to the network's dtype and moved to its device: the
+        same float32 weights on every device, and a call that predicts many batches of rows
+        draws them only once.
         """
         reference = next(self.parameters())
         generator = torch.Generator().manual_seed(seed)
         samples = {}
         with torch.no_grad():
             for name, layer in self.variational.items():
-                weights = layer.variational_distribution().sample_float64(n_samples, generator)
+                weights = layer.variational_distribution().antithetic_sample_float64(n_samples, generator)
                 weights = weights.reshape(n_samples, layer.out_features, -1)
                 samples[name] = WeightSamples.from_matrices(
                     weights, layer.in_features, layer.has_bias, reference.dtype
