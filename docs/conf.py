@@ -123,6 +123,7 @@ BENCHMARK_RESULTS = {
     "ibvi_width_transfer": "Learning rates across widths",
     "fit_time": "Fit time",
     "predict_time": "Prediction time",
+    "scale": "Cost against rows and width",
     "gpu_fit_time": "GPU fit time",
     "early_stopping": "Early stopping",
 }
