@@ -293,8 +293,10 @@ class Gaussian:
         """
         draws = self.sample_float64((n_samples + 1) // 2, generator)
         mean = self.mean.detach().to("cpu", torch.float64)
-        pairs = torch.stack([draws, 2 * mean - draws], dim=1)  # (⌈n/2⌉, 2, P)
-        return pairs.reshape(-1, self.n_params)[:n_samples]
+        paired = draws.new_empty((n_samples, self.n_params))  # filled in place: 1.5 draws' memory
+        paired[0::2] = draws
+        paired[1::2].copy_(draws[: n_samples // 2]).neg_().add_(mean, alpha=2.0)  # 2μ − w
+        return paired
 
     def covariance_matrix(self) -> Tensor:
         """Dense Σ, shape (P, P). For small layers and tests only."""
