@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -88,7 +89,7 @@ def one_run(name, rows, width, epochs):
     make(name, width, 1).fit(X_train[:256], y_train[:256]).predict_proba(X_test[:256])
     gc.collect()
     estimator = make(name, width, epochs)
-    before = _resident_mib()
+    before = _status_mib("VmRSS")
     _reset_peak_resident()
     start = time.perf_counter()
     estimator.fit(X_train, y_train)
@@ -96,7 +97,7 @@ def one_run(name, rows, width, epochs):
     start = time.perf_counter()
     estimator.predict_proba(X_test)
     predict = time.perf_counter() - start
-    return dict(fit_s=fit, predict_s=predict, peak_mib=_peak_resident_mib() - before)
+    return dict(fit_s=fit, predict_s=predict, peak_mib=_status_mib("VmHWM") - before)
 
 
 def _status_mib(field):
@@ -105,14 +106,6 @@ def _status_mib(field):
         if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     raise RuntimeError(f"no {field} in /proc/self/status")
-
-
-def _resident_mib():
-    return _status_mib("VmRSS")
-
-
-def _peak_resident_mib():
-    return _status_mib("VmHWM")
 
 
 def _reset_peak_resident():
@@ -127,12 +120,6 @@ def measure(name, rows, width, epochs):
             f"print(json.dumps(scale.one_run({name!r}, {rows}, {width}, {epochs})))")
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def median(values):
-    values = sorted(values)
-    middle = len(values) // 2
-    return values[middle] if len(values) % 2 else 0.5 * (values[middle - 1] + values[middle])
 
 
 def main():
@@ -153,7 +140,7 @@ def main():
                 for name in ESTIMATORS:
                     runs[name].append(measure(name, rows, width, args.epochs))
             for name, results in runs.items():
-                cells[name, rows, width] = {key: median([r[key] for r in results]) for key in results[0]}
+                cells[name, rows, width] = {key: statistics.median([r[key] for r in results]) for key in results[0]}
                 cells[name, rows, width]["repeats"] = repeats
                 print(f"{rows:>6} rows, width {width:>4}, {name}: " + ", ".join(
                     f"{k} {v:.3g}" for k, v in cells[name, rows, width].items()), flush=True)

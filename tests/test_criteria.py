@@ -33,7 +33,7 @@ def relative_imports(module):
     ]
 
 
-def test_registry_lists_the_four_criteria():
+def test_registry_lists_the_five_criteria():
     assert set(CRITERIA) == {"bound", "prequential", "block_prequential", "cv", "partial_cv"}
     assert all(isinstance(criterion, Criterion) and criterion.name == name for name, criterion in CRITERIA.items())
 

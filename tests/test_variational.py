@@ -60,6 +60,17 @@ def _random_gaussian(family, seed, n_params=5, rank=7):
     return family(draw(n_params), **parts)
 
 
+def _assert_distributed_as(draws, q):
+    """Independent ``draws`` (n, P) have q's mean and covariance, within 5 standard errors."""
+    n = len(draws)
+    cov = q.covariance_matrix()
+    var = cov.diagonal()
+    centred = draws - q.mean
+    cov_se = ((var[:, None] * var[None, :] + cov**2) / n).sqrt()
+    assert ((draws.mean(0) - q.mean).abs() / (var / n).sqrt()).max() < 5
+    assert ((centred.T @ centred / n - cov).abs() / cov_se).max() < 5
+
+
 @pytest.mark.parametrize("family", list(COVARIANCES.values()), ids=list(COVARIANCES))
 def test_every_registered_family_agrees_with_its_dense_covariance(family):
     """One check per registered family: samples, log-determinant, entropy and KL against the dense Σ."""
@@ -68,13 +79,7 @@ def test_every_registered_family_agrees_with_its_dense_covariance(family):
     cov = q.covariance_matrix()
     assert cov.shape == (q.n_params, q.n_params) and q.to(torch.float32).mean.dtype == torch.float32
 
-    n = 40_000
-    w = q.sample(n, torch.Generator().manual_seed(2))
-    var = cov.diagonal()
-    centred = w - q.mean
-    cov_se = ((var[:, None] * var[None, :] + cov**2) / n).sqrt()
-    assert ((w.mean(0) - q.mean).abs() / (var / n).sqrt()).max() < 5
-    assert ((centred.T @ centred / n - cov).abs() / cov_se).max() < 5
+    _assert_distributed_as(q.sample(40_000, torch.Generator().manual_seed(2)), q)
     torch.testing.assert_close(q.sample_float64(9, torch.Generator().manual_seed(3)),
                                q.sample(9, torch.Generator().manual_seed(3)), rtol=1e-15, atol=1e-15)  # fmt: skip
 
@@ -279,14 +284,8 @@ def test_antithetic_draws_are_reflected_pairs_each_distributed_as_q(family):
     torch.testing.assert_close(paired[0::2], independent, rtol=0, atol=0)  # the odd one out last
     torch.testing.assert_close(paired[0] + paired[1], 2 * q.mean, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(paired[2] + paired[3], 2 * q.mean, rtol=1e-12, atol=1e-12)
-    # the reflected draws alone are N(μ, Σ): mean and covariance within 5 standard errors
-    n = 40_000
-    reflected = q.antithetic_sample_float64(2 * n, torch.Generator().manual_seed(2))[1::2]
-    cov, var = q.covariance_matrix(), q.covariance_matrix().diagonal()
-    centred = reflected - q.mean
-    cov_se = ((var[:, None] * var[None, :] + cov**2) / n).sqrt()
-    assert ((reflected.mean(0) - q.mean).abs() / (var / n).sqrt()).max() < 5
-    assert ((centred.T @ centred / n - cov).abs() / cov_se).max() < 5
+    # the reflected draws alone are N(μ, Σ)
+    _assert_distributed_as(q.antithetic_sample_float64(80_000, torch.Generator().manual_seed(2))[1::2], q)
 
 
 @pytest.mark.parametrize("variational_layers", ["input_output", "output", "all"])

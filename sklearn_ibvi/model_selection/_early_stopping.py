@@ -25,10 +25,6 @@ from ..exceptions import BoundUndefinedError, EarlyPeakWarning, warn_at_caller
 from ._criteria import BOUND, CRITERIA, CROSS_VALIDATION, criterion_for
 from ._held_out import BlockPrequential, HeldOutScheme
 
-#: criterion='auto' is five-fold cross-validation when every fold can hold out a row of every
-#: class; with fewer rows it is the bound.
-MIN_ROWS_PER_CLASS_FOR_CV = 5
-
 #: A criterion that peaks within this fraction of the epochs followed has kept a barely trained
 #: model: ``fit`` warns (``EarlyPeakWarning``).
 EARLY_PEAK_FRACTION = 0.05
@@ -329,7 +325,8 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
             smallest = np.unique(np.asarray(y), return_counts=True)[1].min()
         else:
             smallest = _num_samples(y)
-        return CROSS_VALIDATION.name if smallest >= MIN_ROWS_PER_CLASS_FOR_CV else BOUND.name
+        # cross-validation when every fold can hold out a row of every class; else the bound
+        return CROSS_VALIDATION.name if smallest >= CROSS_VALIDATION.scheme.n_splits else BOUND.name
 
     def _checked_criterion(self, estimator):
         criterion = criterion_for(self.criterion_)
