@@ -480,6 +480,26 @@ def test_unstandardised_features_warn_once_per_network_when_standardisation_is_o
 
 
 @pytest.mark.parametrize("cls", ESTIMATORS, ids=lambda c: c.__name__)
+def test_auto_rescales_image_like_inputs_to_unit_mean_square_with_one_common_scale(cls):
+    """Inputs in [0, 1] with a nearly constant border are divided by their overall root mean
+    square, not standardised per feature: the fit equals one on ``X / rms`` left as it is."""
+    rng = np.random.RandomState(0)
+    X = np.zeros((80, 9), dtype=np.float32)
+    X[:, 4:] = rng.uniform(0, 1, size=(80, 5))  # a 'border' of zero pixels, an 'inside' in [0, 1]
+    X[0, 0] = 1e-3  # a border pixel of tiny spread: per-feature standardisation would blow it up
+    y = X[:, 4] - X[:, 5] if is_regressor(tiny(cls)) else (X[:, 4] > X[:, 5]).astype(int)
+    rms = np.sqrt(np.mean(X.astype(np.float64) ** 2))
+    inside = tiny(cls, max_epochs=3).fit(X, y)
+    outside = tiny(cls, max_epochs=3, standardize_inputs=False).fit((X / rms).astype(np.float32), y)
+    np.testing.assert_array_equal(inside.input_mean_, np.zeros(9))
+    np.testing.assert_allclose(inside.input_scale_, np.full(9, rms), rtol=1e-6)
+    assert np.mean(((X - inside.input_mean_) / inside.input_scale_) ** 2) == pytest.approx(1.0, rel=1e-5)
+    np.testing.assert_allclose(inside.bound_curve_, outside.bound_curve_, rtol=1e-4)
+    predict = "predict_proba" if is_classifier(inside) else "predict"
+    np.testing.assert_allclose(getattr(inside, predict)(X), getattr(outside, predict)(X / rms), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=lambda c: c.__name__)
 def test_standardized_inputs_equal_a_standard_scaler_pipeline(cls):
     """The network sees exactly what StandardScaler would give it: same fit, predictions, bound."""
     rng = np.random.RandomState(0)

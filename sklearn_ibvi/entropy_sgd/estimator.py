@@ -130,7 +130,8 @@ _SHARED_ATTRIBUTES_DOC = """
         The final bound; ``score(X_train, y_train) == bound_ / n_samples``.
     n_epochs_ : int
     input_mean_, input_scale_ : ndarray of shape (n_features,) or None
-        The standardisation of the inputs; ``None`` when the inputs were not standardised.
+        The map ``x ↦ (x − input_mean_) / input_scale_`` applied to the inputs; ``None`` with
+        ``standardize_inputs=False``.
     n_features_in_ : int
     feature_names_in_ : ndarray of str, if X had string column names"""
 
