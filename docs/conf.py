@@ -116,6 +116,7 @@ html_static_path = []
 BENCHMARK_RESULTS = {
     "model_selection": "Model selection",
     "peers": "IBVI against peer methods",
+    "ibvi_variants": "Where IBVI's calibration comes from",
     "regression_coverage": "Regression intervals",
     "learning_rate": "Learning rate, epochs and out-of-distribution detection",
     "cnn_mnist": "Your own network: a CNN on MNIST",
