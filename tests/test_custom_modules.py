@@ -248,3 +248,20 @@ def test_module_errors_say_what_is_wrong(images, cls):
         cls(module__channels=3, max_epochs=1).fit(X, y)
     with pytest.raises(TypeError, match="unexpected keyword argument 'channels'"):
         cls(channels=3)
+
+
+@pytest.mark.parametrize("cls", [EntropySGDClassifier, IBVIClassifier], ids=lambda c: c.__name__)
+def test_auto_passes_unit_scale_inputs_to_a_users_module_as_they_are(images, cls):
+    """Inputs in the unit-scale range reach the user's module unchanged (it was written for them),
+    while the built-in MLP gets them rescaled to unit mean square; raw-scale inputs are
+    standardised for both."""
+    X, y = images
+    X = 0.4 * np.abs(X)  # image-like: non-negative, root mean square 0.4
+    params = dict(max_epochs=1, random_state=0)
+    own = cls(module=TinyCNN, **params).fit(X, y)
+    assert own.input_mean_ is None and own.input_scale_ is None
+    as_they_are = cls(module=TinyCNN, standardize_inputs=False, **params).fit(X, y)
+    np.testing.assert_array_equal(own.predict_proba(X), as_they_are.predict_proba(X))
+    builtin = cls(hidden_layer_sizes=(4,), **params).fit(X, y)
+    np.testing.assert_allclose(builtin.input_scale_, np.sqrt(np.mean(X.astype(np.float64) ** 2)), rtol=1e-6)
+    assert cls(module=TinyCNN, **params).fit(100 * X, y).input_mean_ is not None

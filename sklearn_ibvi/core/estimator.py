@@ -284,8 +284,9 @@ INPUT_PARAMETERS_DOC = """    standardize_inputs : {'auto', True, False}, defaul
         ``True``: standardise every feature with the training rows' mean and standard deviation
         before the network. ``'auto'``: the same, unless the largest feature root mean square is
         in [0.1, 1.5] (images in [0, 1], scaled tables); such inputs are divided by one common
-        scale, their overall root mean square, so they reach the network with unit mean square
-        and their relative sizes kept. The bound stays valid. See :ref:`inputs`.
+        scale, their overall root mean square, so they reach the built-in MLP with unit mean
+        square and their relative sizes kept, and reach your own ``module`` as they are. The
+        bound stays valid. See :ref:`inputs`.
     **module_params
         ``module__<name>=value``: arguments of ``module``'s constructor, as in skorch; settable
         with ``set_params`` and searchable. See :ref:`custom_modules`."""
@@ -416,13 +417,16 @@ class BayesianNetEstimator(BaseEstimator):
         return self
 
     def _fit_input_standardization(self, X):
-        """``input_mean_`` and ``input_scale_`` of the training rows (``None`` with ``standardize_inputs=False``)."""
+        """``input_mean_`` and ``input_scale_`` of the training rows (``None`` when the network
+        sees the inputs as they are)."""
+        self.input_mean_ = self.input_scale_ = None
         if self.standardize_inputs is False:
             _warn_if_unstandardised(X)
-            self.input_mean_ = self.input_scale_ = None
             return
         rms = feature_rms(X) if self.standardize_inputs == "auto" else None
         if rms is not None and inputs_in_range(rms):
+            if self.module is not None:
+                return  # the user's module was written for these inputs: they reach it as they are
             standardization = InputStandardization.common_scale(rms)
         else:
             standardization = InputStandardization.fit(X)

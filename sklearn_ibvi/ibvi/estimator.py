@@ -180,8 +180,8 @@ _SHARED_ATTRIBUTES_DOC = """
         The final bound; ``score(X_train, y_train) == bound_ / n_samples``.
     n_epochs_ : int
     input_mean_, input_scale_ : ndarray of shape (n_features,) or None
-        The map ``x ↦ (x − input_mean_) / input_scale_`` applied to the inputs; ``None`` with
-        ``standardize_inputs=False``.
+        The map ``x ↦ (x − input_mean_) / input_scale_`` applied to the inputs; ``None`` when
+        the network sees the inputs as they are.
     n_features_in_ : int
     feature_names_in_ : ndarray of str, if X had string column names"""
 
