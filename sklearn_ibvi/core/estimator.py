@@ -81,7 +81,7 @@ def inputs_in_range(rms):
     (``standardize_inputs='auto'``): the largest in :data:`UNIT_SCALE_RMS`.
 
     Images in [0, 1] and standardised tables pass, and are only rescaled to unit mean square
-    (:meth:`InputStandardization.common_scale`); raw measurements (counts, incomes, raw pixel
+    (:meth:`InputStandardization.common_scale`) for the built-in MLP; raw measurements (counts, incomes, raw pixel
     values) or features shrunk to tiny values are standardised feature by feature. Per-feature
     standardisation of images would divide their nearly constant border pixels by a tiny spread,
     so that test-time pixel noise there reaches the network hundreds of times larger.
