@@ -45,20 +45,19 @@ def _batched_linear(x: Tensor, weights: Tensor, in_features: int, bias: bool) ->
     """Apply S weight samples ``weights`` (S, out, in [+1]) to x (B, in) or (S, B, in).
 
     Returns (S, B, out). A shared 2-D input is multiplied by all S samples in a single
-    GEMM; a 3-D input pairs sample s of x with sample s of the weights (bmm).
+    GEMM; a 3-D input pairs sample s of x with sample s of the weights (bmm). With a bias, x
+    gets a constant column of ones and meets the whole (out, in + 1) matrix: one product, whose
+    gradient is the weights' gradient as it is, not two slices of it filled in separately.
     """
-    weight = weights[..., :in_features]
-    if x.dim() == 2:
-        out = torch.einsum("bi,soi->sbo", x, weight)
-    elif x.dim() == 3:
-        if x.shape[0] != weights.shape[0]:
-            raise ValueError(f"x has {x.shape[0]} samples but {weights.shape[0]} weight samples were drawn.")
-        out = torch.bmm(x, weight.transpose(1, 2))
-    else:
+    if x.dim() == 3 and x.shape[0] != weights.shape[0]:
+        raise ValueError(f"x has {x.shape[0]} samples but {weights.shape[0]} weight samples were drawn.")
+    if x.dim() not in (2, 3):
         raise ValueError(f"x must have shape (B, in) or (S, B, in), got {tuple(x.shape)}.")
     if bias:
-        out = out + weights[:, None, :, in_features]
-    return out
+        x = torch.cat([x, x.new_ones(*x.shape[:-1], 1)], dim=-1)
+    if x.dim() == 2:
+        return torch.einsum("bi,soi->sbo", x, weights)
+    return torch.bmm(x, weights.transpose(1, 2))
 
 
 class WeightSamples(NamedTuple):
