@@ -9,6 +9,7 @@ inputs tried is printed at the end of the module (``-rA`` or ``-s`` shows it).
 
 import collections
 import re
+import tracemalloc
 import warnings
 
 import numpy as np
@@ -497,6 +498,36 @@ def test_auto_rescales_image_like_inputs_to_unit_mean_square_with_one_common_sca
     np.testing.assert_allclose(inside.bound_curve_, outside.bound_curve_, rtol=1e-4)
     predict = "predict_proba" if is_classifier(inside) else "predict"
     np.testing.assert_allclose(getattr(inside, predict)(X), getattr(outside, predict)(X / rms), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "cls, dtype, scale",
+    [(cls, np.float32, 1.0) for cls in ESTIMATORS]
+    + [(sklearn_ibvi.IBVIClassifier, np.float32, 100.0), (sklearn_ibvi.IBVIClassifier, np.float64, 1.0)],
+    ids=lambda p: getattr(p, "__name__", str(p)),
+)
+def test_standardised_training_rows_cost_no_copy_of_the_data_set_and_leave_the_callers_array_alone(cls, dtype, scale):
+    """The caller's float32 rows are standardised batch by batch as they are read, other dtypes
+    in place in the float32 copy validation makes: the largest numpy allocation of ``fit`` stays
+    far below one float32 copy of ``X`` (above it only by that copy for float64), whether ``'auto'``
+    rescales (inputs in [0, 1]) or standardises per feature (inputs × 100), and ``fit`` and
+    ``predict`` leave ``X`` unchanged."""
+    rng = np.random.RandomState(0)
+    X = (rng.uniform(0, 1, size=(100_000, 320)) * scale).astype(dtype)  # 128 MB as float32
+    y = X[:, 0] - X[:, 1] if is_regressor(tiny(cls)) else (X[:, 0] > X[:, 1]).astype(int)
+    original = X.copy()
+    float32_bytes = X.size * 4
+    tiny(cls).fit(X[:50], y[:50])  # imports done before measuring: modules torch loads at a first fit
+    tracemalloc.start()
+    try:
+        model = tiny(cls, batch_size=2000).fit(X, y)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    validation_copy = 0 if dtype == np.float32 else float32_bytes
+    assert peak - validation_copy < 0.5 * float32_bytes
+    model.predict(X[:1000])
+    np.testing.assert_array_equal(X, original)
 
 
 @pytest.mark.parametrize("cls", ESTIMATORS, ids=lambda c: c.__name__)

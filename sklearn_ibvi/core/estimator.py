@@ -11,7 +11,8 @@ and its net records ``bound`` in the history at the end of every epoch (``nan`` 
 A family may extend ``_continuable_params`` and ``_continue_with_current_schedule`` with
 parameters of its own that a continued net can apply. ``X`` given to ``_sample_outputs`` and
 ``_log_marginal_likelihood_bound`` is a float32 CPU tensor, or a
-:class:`~sklearn_ibvi._batches.HostRows` of a memmap: both give tensors when sliced by rows.
+:class:`~sklearn_ibvi.core.batches.HostRows` of a memmap: both give tensors when sliced by rows (the
+training net may also get a HostRows of an in-memory array).
 
 Reliability rules that live here, once for every family (tests/test_reliability.py):
 
@@ -24,7 +25,8 @@ Reliability rules that live here, once for every family (tests/test_reliability.
   without CUDA (on the CPU, with a warning);
 - sections that draw from torch's process-global RNG hold one lock, so fits in threads give the
   results they give alone;
-- :class:`numpy.memmap` inputs are validated and read chunk by chunk, never copied whole.
+- :class:`numpy.memmap` inputs are validated and read chunk by chunk, never copied whole; standardised
+  training rows cost no second copy of the data set (:meth:`BayesianNetEstimator._network_inputs`).
 """
 
 import copy
@@ -111,6 +113,14 @@ def _row_chunks(X):
     for start in range(0, len(X), rows):
         chunk = np.asarray(X[start : start + rows], dtype=np.float32)
         yield chunk.astype(np.float64).reshape(-1, n_features)
+
+
+def _is_private_copy(validated, given):
+    """Whether ``validated`` is an array validation made for the estimator (a conversion of
+    ``given``), which it may therefore change in place; False when in doubt."""
+    if validated is given or not isinstance(validated, np.ndarray) or not validated.flags.owndata:
+        return False
+    return not isinstance(given, np.ndarray) or not np.may_share_memory(validated, given)
 
 
 def feature_rms(X):
@@ -406,11 +416,12 @@ class BayesianNetEstimator(BaseEstimator):
         if continuing:
             self._check_continuable()
         with unchanged_on_failure(self):
+            given = X
             X, y = self._validated_training_data(X, y, reset=not continuing)
             if not continuing:
                 self._fit_input_standardization(X)
             y = self._encode_fit_targets(y, reset=not continuing, classes=classes)
-            X = self._network_inputs(X)
+            X = self._network_inputs(X, private=_is_private_copy(X, given), training=True)
             self._fit_net(X, y, continuing, epochs)
             # of the rows as the network sees them, as score sees them: score warns on other rows
             self._training_rows_fingerprint = rows_fingerprint(X, y)
@@ -432,18 +443,32 @@ class BayesianNetEstimator(BaseEstimator):
             standardization = InputStandardization.fit(X)
         self.input_mean_, self.input_scale_ = standardization.mean, standardization.scale
 
-    def _network_inputs(self, X):
+    def _network_inputs(self, X, private=False, training=False):
         """Validated rows as the network sees them: standardised when ``fit`` standardised them.
 
-        In-memory rows become a float32 array; a memmap stays where it is and is standardised
-        batch by batch as it is read (:class:`~sklearn_ibvi._batches.HostRows`).
+        Standardised rows never cost a second copy of the data set where it can be avoided:
+
+        * a memmap stays where it is and is standardised batch by batch as it is read
+          (:class:`~sklearn_ibvi.core.batches.HostRows`);
+        * a ``private`` float32 array (the copy validation made of float64 or integer input) is
+          standardised in place;
+        * the caller's own float32 array, for training on the CPU, is read and standardised batch
+          by batch, like a memmap;
+        * otherwise the rows are standardised into a float32 copy (prediction, and training on
+          an accelerator, to which the rows are copied anyway).
         """
         standardization = None
         if getattr(self, "input_mean_", None) is not None:
             standardization = InputStandardization(self.input_mean_, self.input_scale_)
+        if standardization is None:
+            return X
         if is_out_of_core(X):
-            return X if standardization is None else HostRows(X, standardization=standardization)
-        return X if standardization is None else standardization.transform(X)
+            return HostRows(X, standardization=standardization)
+        if private:
+            return standardization.transform(X, copy=False)
+        if training and torch.device(resolve_device(self.device)).type == "cpu":
+            return HostRows(X, standardization=standardization)
+        return standardization.transform(X)
 
     def _validated_training_data(self, X, y, reset):
         """``validate_data`` as float32, or, for a memmap, chunkwise checks of the data in place."""
@@ -537,8 +562,8 @@ class BayesianNetEstimator(BaseEstimator):
             self._check_rows_in_chunks(X, reset=False)
             rows = self._network_inputs(X)
             return rows if isinstance(rows, HostRows) else HostRows(rows)
-        X = validate_data(self, X, dtype=np.float32, reset=False)
-        return torch.as_tensor(self._network_inputs(X))
+        validated = validate_data(self, X, dtype=np.float32, reset=False)
+        return torch.as_tensor(self._network_inputs(validated, private=_is_private_copy(validated, X)))
 
     def score(self, X, y):
         """Bound on the log marginal likelihood per sample (nats/sample), with ``X, y`` as data.
