@@ -143,6 +143,12 @@ def conformal_model(seed):
 def evaluate_gaussian(model, X_test, y_test):
     mean, std = model.predict(X_test, return_std=True)
     row = {"rmse": float(np.sqrt(np.mean((y_test - mean) ** 2)))}
+    # Standardised test residuals: E[z²] = 1 when the predictive variance is right on average, and
+    # E[z⁴] / E[z²]² = 3 for Gaussian residuals (more: heavier tails, so a Gaussian interval of the
+    # right variance covers more than its level near the centre and less far out).
+    z = (y_test - mean) / std
+    row["mean_z2"] = float(np.mean(z**2))
+    row["z_kurtosis"] = float(np.mean(z**4) / np.mean(z**2) ** 2)
     for level in LEVELS:
         half = norm.ppf(0.5 + level / 2) * std
         row[f"coverage_{level:.2f}"] = float(np.mean(np.abs(y_test - mean) <= half))
@@ -227,16 +233,19 @@ def summary_table(records, dataset_names, model_names):
 
 def per_dataset_table(records, dataset_names, model_names):
     lines = [
-        "| data set (n) | model | test RMSE | coverage 90 % | coverage 95 % | width 90 % | width 95 % |",
-        "|---|---|---|---|---|---|---|",
+        "| data set (n) | model | test RMSE | coverage 90 % | coverage 95 % | width 90 % | width 95 % | mean z² | kurtosis of z |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name in dataset_names:
         for model in model_names:
             rows = [r for r in records if r["dataset"] == name and r["model"] == model]
             n = rows[0]["n_rows"]
+            shape = (f"{_mean(rows, 'mean_z2'):.2f} | {_mean(rows, 'z_kurtosis'):.1f}" if "mean_z2" in rows[0]
+                     else "– | –")  # fmt: skip
             lines.append(
                 f"| {name} ({n}) | {model} | {_mean(rows, 'rmse'):.3g} | {_mean(rows, 'coverage_0.90'):.3f} | "
-                f"{_mean(rows, 'coverage_0.95'):.3f} | {_mean(rows, 'width_0.90'):.3g} | {_mean(rows, 'width_0.95'):.3g} |"
+                f"{_mean(rows, 'coverage_0.95'):.3f} | {_mean(rows, 'width_0.90'):.3g} | {_mean(rows, 'width_0.95'):.3g} | "
+                f"{shape} |"
             )
     return lines
 
@@ -289,6 +298,11 @@ def main():
         "## Per data set",
         "",
         *per_dataset_table(records, args.datasets, model_names),
+        "",
+        "z = (y − mean) / std on the test rows, for the Gaussian predictives: a mean z² of 1 means the "
+        "predictive variance equals the squared error on average; a kurtosis above 3 means residuals "
+        "with heavier tails than a Gaussian, for which a Gaussian interval of the right variance covers "
+        "more than 90 % at ±1.645 std and less far out.",
         "",
         f"Environment: {json.dumps(environment)}",
         "",
