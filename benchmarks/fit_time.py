@@ -115,6 +115,7 @@ def main():
             bounds[name].append(float(getattr(model, "bound_", np.nan)) / len(X))
     wall = time.perf_counter() - wall
     median = {name: float(np.median(t)) for name, t in times.items()}
+    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}"
     rows = []
     for name, seconds in median.items():
         reference = median[SKLEARN_MOMENTUM if name.startswith(("(f)", "(g")) else SKLEARN_SGD]
@@ -129,7 +130,7 @@ def main():
         f"Fit time, digits (1797×64), batch 128, {args.epochs} epochs, 1 thread; median of {args.repeats} "
         f"interleaved repeats (exact tracking timed on {args.exact_epochs} epochs, scaled); wall time "
         f"{wall / 60:.1f} min. Command: `python benchmarks/fit_time.py`.",
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}.",
+        f"Machine: {machine}.",
         "",
         "Entropy-SGD (a-e, lr 0.01) against scikit-learn's plain SGD (a); IBVI (g, lr 0.05) against "
         "scikit-learn's SGD with momentum 0.9 (f). Bound: the final bound per sample (nats), mean over "
@@ -147,7 +148,8 @@ def main():
     print(text)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "fit_time.md").write_text(text + "\n")
-    results = {"median_seconds": median, "all_seconds": times, "bound_per_sample": bounds, "wall_minutes": wall / 60}
+    results = {"machine": machine, "median_seconds": median, "all_seconds": times, "bound_per_sample": bounds,
+               "wall_minutes": wall / 60}  # fmt: skip
     (RESULTS / "fit_time.json").write_text(json.dumps(results, indent=2))
 
 

@@ -122,6 +122,7 @@ BENCHMARK_RESULTS = {
     "cnn_mnist": "Your own network: a CNN on MNIST",
     "ibvi_benchmark": "IBVI under corruption",
     "ibvi_width_transfer": "Learning rates across widths",
+    "performance_targets": "Performance targets",
     "fit_time": "Fit time",
     "predict_time": "Prediction time",
     "scale": "Cost against rows and width",
