@@ -41,7 +41,7 @@ from ..core.validation import check_choice
 from ..math.gaussian import COVARIANCES, Gaussian
 from .mup import LAYER_TYPES, PARAMETRIZATIONS, init_std, lr_multiplier, param_groups
 
-def _batched_linear(x: Tensor, weights: Tensor, in_features: int, bias: bool) -> Tensor:
+def _batched_linear(x: Tensor, weights: Tensor, bias: bool) -> Tensor:
     """Apply S weight samples ``weights`` (S, out, in [+1]) to x (B, in) or (S, B, in).
 
     Returns (S, B, out). A shared 2-D input is multiplied by all S samples in a single
@@ -312,7 +312,7 @@ class VariationalLinear(_GaussianWeights):
             return _linear_under_samples(x, samples)
         if n_samples is None:
             n_samples = x.shape[0] if x.dim() == 3 else 1
-        return _batched_linear(x, self.sample_weights(n_samples, generator), self.in_features, self.has_bias)
+        return _batched_linear(x, self.sample_weights(n_samples, generator), self.has_bias)
 
     def forward_mean(self, x: Tensor) -> Tensor:
         """Output with the mean weights, shape (..., out_features)."""
