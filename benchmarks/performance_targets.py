@@ -51,13 +51,13 @@ def fit_rows(fit_time, scale):
             rows.append(("IBVIClassifier fit × MLPClassifier", f"digits, 256-256, {label}", ratio,
                          f"≤ {IBVI_FIT_TARGET}", _verdict(ratio, IBVI_FIT_TARGET, label == "defaults"), "fit_time"))  # fmt: skip
         untracked = median["(b) EntropySGDClassifier, tracking off"]
-        spreads = {name: values for name, values in fit_time.get("bound_per_sample", {}).items()}
+        bounds = fit_time.get("bound_per_sample", {})
         for name, label in (
             ("(c) stochastic tracking (probe + validity check)", "defaults"),
             ("(c''') stochastic, probe_fraction=0.1, no validity monitor", "probe_fraction=0.1, no check"),
         ):
             ratio = median[name] / untracked
-            spread = _std(spreads.get(name, []))
+            spread = _spread_text(bounds.get(name, []))
             rows.append(("entropy tracking × untracked", f"digits, 256-256, {label} (bound spread {spread})", ratio,
                          f"≤ {TRACKING_TARGET}", _verdict(ratio, TRACKING_TARGET, label == "defaults"), "fit_time"))  # fmt: skip
     if scale:
@@ -78,7 +78,8 @@ def fit_rows(fit_time, scale):
     return rows
 
 
-def _std(values):
+def _spread_text(values):
+    """The sample standard deviation of the repeats' bounds per sample, as table text."""
     values = [v for v in values if v == v]
     if len(values) < 2:
         return "–"
