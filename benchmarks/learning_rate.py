@@ -52,6 +52,9 @@ DATASETS = {"digits": dict(epochs=100, main_epoch=50, checkpoints=(5, 10, 20, 30
 #: The target: the default rate within these of the grid's best (accuracy points, NLL ratio, AUROC).
 TARGET_ACCURACY, TARGET_NLL, TARGET_AUROC = 0.002, 1.05, 0.02
 OOD_SETS = ("uniform", "photos", "inverted")
+#: What :func:`scores` measures at a checkpoint, in its order (NaN for a fit that diverged).
+SCORE_NAMES = ("accuracy", "NLL", "confidence test",
+               *(f"{m} {o}" for o in OOD_SETS for m in ("AUROC", "confidence")))
 
 
 def natural_patches(n, image_shape, seed):
@@ -95,6 +98,7 @@ def scores(model, X_test, y_test, ood):
         labels = np.r_[np.ones(len(confidence)), np.zeros(len(other))]
         out[f"AUROC {name}"] = float(roc_auc_score(labels, np.r_[confidence, other]))
         out[f"confidence {name}"] = float(other.mean())
+    assert tuple(out) == SCORE_NAMES
     return out
 
 
@@ -121,9 +125,7 @@ def run(family, lr, dataset, seed):
         n_invalid += sum(issubclass(w.category, BoundValidityWarning) for w in caught)
         seconds += time.process_time() - start
         if diverged is not None:  # the remaining checkpoints are failures: NaN
-            nan = dict.fromkeys(["accuracy", "NLL", "confidence test",
-                                 *(f"{m} {o}" for o in OOD_SETS for m in ("AUROC", "confidence"))], float("nan"))
-            curve.update({e: nan for e in spec["checkpoints"] if e >= epoch})
+            curve.update({e: dict.fromkeys(SCORE_NAMES, float("nan")) for e in spec["checkpoints"] if e >= epoch})
             break
         if epoch in spec["checkpoints"]:
             curve[epoch] = scores(model, X_test, y_test, ood)
