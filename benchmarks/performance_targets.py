@@ -62,19 +62,18 @@ def fit_rows(fit_time, scale):
                          f"≤ {TRACKING_TARGET}", _verdict(ratio, TRACKING_TARGET, label == "defaults"), "fit_time"))  # fmt: skip
     if scale:
         cells = {(c["estimator"], c["rows"], c["width"]): c for c in scale["cells"]}
+        pairs = (
+            ("IBVIClassifier fit × MLPClassifier", "IBVIClassifier", "MLPClassifier", IBVI_FIT_TARGET),
+            ("entropy tracking × untracked", "EntropySGDClassifier", "EntropySGDClassifier, entropy=None",
+             TRACKING_TARGET),
+        )  # fmt: skip
         for rows_, width in ((10000, 256), (60000, 1024)):
-            reference = cells.get(("MLPClassifier", rows_, width))
-            ibvi = cells.get(("IBVIClassifier", rows_, width))
-            if reference and ibvi:
-                ratio = ibvi["fit_s"] / reference["fit_s"]
-                rows.append(("IBVIClassifier fit × MLPClassifier", f"MNIST {rows_:,} rows, {width}-{width}, defaults",
-                             ratio, f"≤ {IBVI_FIT_TARGET}", _verdict(ratio, IBVI_FIT_TARGET), "scale"))  # fmt: skip
-            tracked = cells.get(("EntropySGDClassifier", rows_, width))
-            untracked = cells.get(("EntropySGDClassifier, entropy=None", rows_, width))
-            if tracked and untracked:
-                ratio = tracked["fit_s"] / untracked["fit_s"]
-                rows.append(("entropy tracking × untracked", f"MNIST {rows_:,} rows, {width}-{width}, defaults",
-                             ratio, f"≤ {TRACKING_TARGET}", _verdict(ratio, TRACKING_TARGET), "scale"))  # fmt: skip
+            for target_name, estimator, reference, target in pairs:
+                measured, base = cells.get((estimator, rows_, width)), cells.get((reference, rows_, width))
+                if measured and base:
+                    ratio = measured["fit_s"] / base["fit_s"]
+                    rows.append((target_name, f"MNIST {rows_:,} rows, {width}-{width}, defaults", ratio,
+                                 f"≤ {target}", _verdict(ratio, target), "scale"))  # fmt: skip
     return rows
 
 
