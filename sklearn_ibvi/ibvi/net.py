@@ -160,9 +160,12 @@ class IBVINet(BoundTrackingNet):
         return total.cpu()
 
     def kl_divergence(self):
-        """Closed-form ``KL(q ‖ p)`` summed over the variational layers (float; ``inf`` if singular)."""
+        """Closed-form ``KL(q ‖ p)`` summed over the variational layers (float; ``inf`` if singular).
+
+        During a fit the prior's factorisation is the one computed when training began.
+        """
         with torch.no_grad():
-            return float(self.module_.kl_divergence())
+            return float(self.module_.kl_divergence(getattr(self, "_prior_precisions", None)))
 
     def evidence_lower_bound(self, X, y, refit_noise=False):
         """``E_q[log p(y | X, w)] − KL(q ‖ p)`` and its parts, as a dict of floats (nats).
@@ -253,12 +256,15 @@ class IBVINet(BoundTrackingNet):
     def on_train_begin(self, net, **kwargs):
         super().on_train_begin(net, **kwargs)
         self._warned_collapse = False
+        # The prior is fixed while training: its Σ⁻¹ pieces serve the KL of every epoch.
+        self._prior_precisions = self.module_.prior_precisions()
 
     def on_train_end(self, net, **kwargs):
         """Warn when training has collapsed to an input-independent prediction (NaN-free failure)."""
         try:
             self._warn_if_collapsed()
         finally:
+            self._prior_precisions = None  # float64, as large as the factors: not kept with the model
             super().on_train_end(net, **kwargs)  # releases the training rows
 
     def _warn_if_collapsed(self):

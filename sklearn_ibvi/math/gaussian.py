@@ -15,6 +15,9 @@ a sample being w = μ + S z + d ⊙ ε with z ~ N(0, I_R), ε ~ N(0, I_P). A fam
 variational layer initialises its parameters at the prior and which learning-rate multipliers
 they get, so a new family is one new class registered in :data:`COVARIANCES`.
 
+A KL to a distribution that stays fixed (IBVI's prior, at every epoch of a fit) reuses its
+factorisation: :meth:`Gaussian.precision` computes it once, :meth:`Gaussian.kl_to` takes it.
+
 The Gaussian log-density and entropy the likelihoods and priors of the package share are
 :func:`diagonal_gaussian_log_density` and :func:`entropy_from_log_det`.
 """
@@ -22,7 +25,7 @@ The Gaussian log-density and entropy the likelihoods and priors of the package s
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 import torch
 from torch import Tensor
@@ -96,39 +99,75 @@ def _log_det_diag_plus_lowrank(inv_d: Tensor, chol: Tensor | None) -> Tensor:
     return log_det
 
 
-def _trace_precision_times_covariance(p_pieces, q: Gaussian) -> Tensor:
-    """tr(Σ_p⁻¹ Σ_q) in O(P R²), Σ_p given by its Woodbury pieces.
+class WoodburyPrecision(NamedTuple):
+    """Σ⁻¹ and log|Σ| of Σ = D + S Sᵀ, D = diag(d²), in the pieces a KL *to* this Gaussian needs.
 
-    With B the whitened q-part (B = D_p^{-½} S_q, r = d_q²/d_p²):
-    tr(Σ_p⁻¹ D_q) = Σ r − tr(C⁻¹ Aᵀ diag(r) A),
-    tr(Σ_p⁻¹ S_q S_qᵀ) = ‖B‖² − ‖L⁻¹ AᵀB‖².
+    Σ⁻¹ = D^{-½} (I − Mᵀ M) D^{-½},   M = L⁻¹ Aᵀ,   A = D^{-½} S,   C = I_R + AᵀA = L Lᵀ,
+
+    since A C⁻¹ Aᵀ = A L⁻ᵀ L⁻¹ Aᵀ = Mᵀ M. Computed once by :meth:`Gaussian.precision`, they make
+    every later KL to the same distribution two P × R × R products (:func:`_kl_diag_plus_lowrank`).
+
+    Attributes
+    ----------
+    inv_d : Tensor of shape (P,)
+        D^{-½}, float64.
+    whitened_factor : Tensor of shape (R, P) or None
+        M, float64, row-major (its products with P × R matrices are then one fast GEMM); None
+        without a low-rank factor.
+    diag_mtm : Tensor of shape (P,) or None
+        diag(MᵀM), the column norms ‖M_{:j}‖², float64.
+    log_det : Tensor
+        log|Σ|, 0-dim float64.
     """
-    inv_d, a, chol = p_pieces
-    trace = q.mean.new_zeros(())
-    if q.cov_diag_scale is not None:
-        r = (q.cov_diag_scale * inv_d) ** 2
-        trace = trace + r.sum()
-        if a is not None:
-            # tr(C⁻¹ Aᵀ diag(r) A) = ‖L⁻¹ Aᵀ diag(√r)‖²_F
-            k = torch.linalg.solve_triangular(chol, (a * r.sqrt()[:, None]).T, upper=False)
-            trace = trace - (k**2).sum()
-    if q.cov_factor is not None:
-        b = inv_d[:, None] * q.cov_factor
-        trace = trace + (b**2).sum()
-        if a is not None:
-            k = torch.linalg.solve_triangular(chol, a.T @ b, upper=False)
-            trace = trace - (k**2).sum()
-    return trace
+
+    inv_d: Tensor
+    whitened_factor: Tensor | None
+    diag_mtm: Tensor | None
+    log_det: Tensor
 
 
-def _mahalanobis_sq(p_pieces, delta: Tensor) -> Tensor:
-    """δᵀ Σ_p⁻¹ δ = ‖D^{-½}δ‖² − ‖L⁻¹ Aᵀ D^{-½}δ‖²  (Woodbury)."""
-    inv_d, a, chol = p_pieces
-    white = inv_d * delta
+def _woodbury_precision(cov_diag_scale: Tensor, cov_factor: Tensor | None) -> WoodburyPrecision:
+    inv_d, a, chol = _diag_plus_lowrank_cholesky(cov_diag_scale, cov_factor)
+    log_det = _log_det_diag_plus_lowrank(inv_d, chol)
+    if a is None:
+        return WoodburyPrecision(inv_d, None, None, log_det)
+    m = torch.linalg.solve_triangular(chol, a.T, upper=False).contiguous()
+    return WoodburyPrecision(inv_d, m, (m**2).sum(0), log_det)
+
+
+#: Rows of a P × R factor read at a time by :func:`_factor_products`: float64 blocks this small stay
+#: in cache and are reused by the allocator, where a whole-factor temporary costs more than the products.
+FACTOR_ROW_BLOCK = 8192
+
+
+def _factor_products(q_factor: Tensor, r: Tensor, p: WoodburyPrecision):
+    """‖B‖², M B and A_qᵀA_q for B = D_p^{-½} S_q and A_q = D_q^{-½} S_q = diag(r^{-½}) B, r = d_q²/d_p².
+
+    Accumulated in float64 over blocks of ``FACTOR_ROW_BLOCK`` rows of S_q (float64 blocks, no
+    copy of the whole factor); differentiable in S_q and r.
+    """
+    rank, m = q_factor.shape[1], p.whitened_factor
+    b_sq = q_factor.new_zeros((), dtype=torch.float64)
+    m_b = q_factor.new_zeros((0 if m is None else len(m), rank), dtype=torch.float64)
+    a_gram = q_factor.new_zeros((rank, rank), dtype=torch.float64)
+    r_rsqrt = r.rsqrt()
+    for start in range(0, len(q_factor), FACTOR_ROW_BLOCK):
+        rows = slice(start, start + FACTOR_ROW_BLOCK)
+        b = q_factor[rows] * p.inv_d[rows, None]  # promoted to float64
+        b_sq = b_sq + (b**2).sum()
+        if m is not None:
+            m_b = m_b + m[:, rows] @ b
+        a = b * r_rsqrt[rows, None]
+        a_gram = a_gram + a.T @ a
+    return b_sq, m_b, a_gram
+
+
+def _mahalanobis_sq(p: WoodburyPrecision, delta: Tensor) -> Tensor:
+    """δᵀ Σ_p⁻¹ δ = ‖D_p^{-½}δ‖² − ‖M D_p^{-½}δ‖²  (:class:`WoodburyPrecision`)."""
+    white = p.inv_d * delta
     out = (white**2).sum()
-    if a is not None:
-        k = torch.linalg.solve_triangular(chol, (a.T @ white)[:, None], upper=False)
-        out = out - (k**2).sum()
+    if p.whitened_factor is not None:
+        out = out - ((p.whitened_factor @ white) ** 2).sum()
     return out
 
 
@@ -147,19 +186,29 @@ def _kl_dense(mean_q, cov_q, mean_p, cov_p) -> Tensor:
     return 0.5 * (trace + maha - n + log_det_p - log_det_q)
 
 
-def _kl_diag_plus_lowrank(q: Gaussian, p: Gaussian) -> Tensor:
-    """KL = ½ [tr(Σ_p⁻¹Σ_q) + (μ_p − μ_q)ᵀΣ_p⁻¹(μ_p − μ_q) − P + log|Σ_p| − log|Σ_q|], O(P R²).
+def _kl_diag_plus_lowrank(q: Gaussian, p_mean: Tensor, p: WoodburyPrecision) -> Tensor:
+    """KL = ½ [tr(Σ_p⁻¹Σ_q) + δᵀΣ_p⁻¹δ − P + log|Σ_p| − log|Σ_q|], δ = μ_q − μ_p, in O(P R²).
 
-    Σ = diag(d²) [+ S Sᵀ] for both q and p, every term by the Woodbury identity and the matrix
-    determinant lemma; no P × P matrix is formed.
+    Σ = diag(d²) [+ S Sᵀ] for both q and p, p given by its mean and :class:`WoodburyPrecision`
+    (Σ_p⁻¹ = D_p^{-½}(I − MᵀM)D_p^{-½}). With r = d_q²/d_p², B = D_p^{-½} S_q and
+    A_q = D_q^{-½} S_q (:func:`_factor_products`):
+
+    tr(Σ_p⁻¹Σ_q) = Σ_j r_j (1 − diag(MᵀM)_j) + ‖B‖² − ‖M B‖²,
+    log|Σ_q| = Σ_j log d_{q,j}² + log|I_R + A_qᵀA_q|   (matrix determinant lemma),
+
+    and δᵀΣ_p⁻¹δ by :func:`_mahalanobis_sq`; no P × P matrix is formed. In float64.
     """
-    p_pieces = _diag_plus_lowrank_cholesky(p.cov_diag_scale, p.cov_factor)
-    q_inv_d, _, q_chol = _diag_plus_lowrank_cholesky(q.cov_diag_scale, q.cov_factor)
-    trace = _trace_precision_times_covariance(p_pieces, q)
-    maha = _mahalanobis_sq(p_pieces, q.mean - p.mean)
-    log_det_p = _log_det_diag_plus_lowrank(p_pieces[0], p_pieces[2])
-    log_det_q = _log_det_diag_plus_lowrank(q_inv_d, q_chol)
-    return 0.5 * (trace + maha - q.n_params + log_det_p - log_det_q)
+    d_q = q.cov_diag_scale.to(torch.float64).abs()
+    r = (d_q * p.inv_d) ** 2
+    trace = (r if p.diag_mtm is None else r * (1.0 - p.diag_mtm)).sum()
+    log_det_q = 2.0 * torch.log(d_q).sum()
+    if q.cov_factor is not None and q.cov_factor.shape[1] > 0:
+        b_sq, m_b, a_gram = _factor_products(q.cov_factor, r, p)
+        trace = trace + b_sq - (m_b**2).sum()
+        c = torch.eye(len(a_gram), dtype=a_gram.dtype, device=a_gram.device) + a_gram
+        log_det_q = log_det_q + 2.0 * torch.log(torch.diagonal(torch.linalg.cholesky(c))).sum()
+    maha = _mahalanobis_sq(p, q.mean.to(torch.float64) - p_mean)
+    return 0.5 * (trace + maha - q.n_params + p.log_det - log_det_q)
 
 
 # ---------------------------------------------------------------------------
@@ -310,10 +359,26 @@ class Gaussian:
         """Differential entropy ½ P log(2πe) + ½ log|Σ| in float64 (-inf when Σ is singular)."""
         return entropy_from_log_det(self.log_det(), self.n_params)
 
-    def kl_to(self, prior: Gaussian) -> Tensor:
+    def precision(self) -> WoodburyPrecision | None:
+        """Σ⁻¹ and log|Σ| as :class:`WoodburyPrecision`, in float64, not differentiable.
+
+        For :meth:`kl_to` a distribution that stays fixed (a prior): passed there, they spare
+        every later KL to it the factorisation of Σ. None for a singular Σ, and in families
+        whose KL is computed from the dense covariances (``'lowrank'``).
+        """
+        return None
+
+    def kl_to(self, prior: Gaussian, prior_precision: WoodburyPrecision | None = None) -> Tensor:
         """Closed-form KL(self ‖ prior) for a ``prior`` of the same family, in float64.
 
         KL = ½ [tr(Σ_p⁻¹Σ_q) + (μ_p − μ_q)ᵀΣ_p⁻¹(μ_p − μ_q) − P + log|Σ_p| − log|Σ_q|].
+
+        Parameters
+        ----------
+        prior : Gaussian
+        prior_precision : WoodburyPrecision, optional
+            ``prior.precision()``, computed beforehand by a caller that needs the KL to the same
+            prior many times; it must belong to ``prior``. Ignored where the family has none.
 
         Returns
         -------
@@ -324,9 +389,9 @@ class Gaussian:
             raise ValueError(f"q is {self.family!r} but p is {prior.family!r}: KL needs one family.")
         if self.n_params != prior.n_params:
             raise ValueError(f"q has {self.n_params} parameters, p has {prior.n_params}.")
-        return self._kl_to(prior)
+        return self._kl_to(prior, prior_precision)
 
-    def _kl_to(self, prior: Gaussian) -> Tensor:
+    def _kl_to(self, prior: Gaussian, prior_precision: WoodburyPrecision | None) -> Tensor:
         raise NotImplementedError
 
 
@@ -374,7 +439,7 @@ class LowRankGaussian(Gaussian):
             return chol.new_tensor(-math.inf)
         return 2.0 * torch.log(torch.diagonal(chol)).sum()
 
-    def _kl_to(self, prior):
+    def _kl_to(self, prior, prior_precision):
         # Singularity first: it needs no float64 copy of the factors.
         if self.is_singular or prior.is_singular:
             return self.mean.new_tensor(math.inf, dtype=torch.float64)
@@ -399,11 +464,20 @@ class _WoodburyGaussian(Gaussian):
         inv_d, _, chol = _diag_plus_lowrank_cholesky(q.cov_diag_scale, q.cov_factor)
         return _log_det_diag_plus_lowrank(inv_d, chol)
 
-    def _kl_to(self, prior):
-        q, p = self.to(torch.float64), prior.to(torch.float64)
-        if q._has_zero_variance() or p._has_zero_variance():
-            return q.mean.new_tensor(math.inf)
-        return _kl_diag_plus_lowrank(q, p)
+    def precision(self):
+        if self._has_zero_variance():
+            return None
+        with torch.no_grad():
+            q = self.to(torch.float64)
+            return _woodbury_precision(q.cov_diag_scale, q.cov_factor)
+
+    def _kl_to(self, prior, prior_precision):
+        if self._has_zero_variance() or prior._has_zero_variance():
+            return self.mean.new_tensor(math.inf, dtype=torch.float64)
+        if prior_precision is None:
+            p = prior.to(torch.float64)
+            prior_precision = _woodbury_precision(p.cov_diag_scale, p.cov_factor)
+        return _kl_diag_plus_lowrank(self, prior.mean.to(torch.float64), prior_precision)
 
 
 class DiagonalGaussian(_WoodburyGaussian):

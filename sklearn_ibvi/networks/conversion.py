@@ -218,9 +218,18 @@ class VariationalNetwork(nn.Module):
             for name, layer in self.variational.items()
         }
 
-    def kl_divergence(self) -> Tensor:
-        """Σ over the variational layers of KL(q ‖ p), float64 (inf if any layer's is)."""
-        return torch.stack([layer.kl_divergence() for layer in self.variational.values()]).sum()
+    def prior_precisions(self) -> dict:
+        """Each variational layer's :meth:`~sklearn_ibvi.networks.variational.VariationalLinear.prior_precision`, by name."""
+        return {name: layer.prior_precision() for name, layer in self.variational.items()}
+
+    def kl_divergence(self, prior_precisions: dict | None = None) -> Tensor:
+        """Σ over the variational layers of KL(q ‖ p), float64 (inf if any layer's is).
+
+        ``prior_precisions`` is :meth:`prior_precisions`, when the caller kept it.
+        """
+        precisions = prior_precisions or {}
+        kls = [layer.kl_divergence(precisions.get(name)) for name, layer in self.variational.items()]
+        return torch.stack(kls).sum()
 
     def param_groups(self, lr: float) -> list[dict]:
         """Optimizer parameter groups with the parametrization's multipliers (:func:`param_groups`)."""

@@ -38,7 +38,7 @@ import torch
 from torch import Tensor, nn
 
 from ..core.validation import check_choice
-from ..math.gaussian import COVARIANCES, Gaussian
+from ..math.gaussian import COVARIANCES, Gaussian, WoodburyPrecision
 from .mup import LAYER_TYPES, PARAMETRIZATIONS, init_std, lr_multiplier, param_groups
 
 def _batched_linear(x: Tensor, weights: Tensor, bias: bool) -> Tensor:
@@ -167,9 +167,20 @@ class _GaussianWeights(nn.Module):
             self.mean_init.reshape(-1), **{name: getattr(self, f"{name}_init") for name in self.family.parts}
         )
 
-    def kl_divergence(self) -> Tensor:
-        """KL(q ‖ p) in closed form, float64 (inf for singular 'lowrank'); see :meth:`Gaussian.kl_to`."""
-        return self.variational_distribution().kl_to(self.prior())
+    def prior_precision(self) -> WoodburyPrecision | None:
+        """The prior's Σ⁻¹ and log|Σ| for :meth:`kl_divergence` (:meth:`Gaussian.precision`).
+
+        Training never changes the prior, so a fit computes them once and passes them to the
+        KL of every epoch. None where there is none (``'lowrank'``, a singular prior).
+        """
+        return self.prior().precision()
+
+    def kl_divergence(self, prior_precision: WoodburyPrecision | None = None) -> Tensor:
+        """KL(q ‖ p) in closed form, float64 (inf for singular 'lowrank'); see :meth:`Gaussian.kl_to`.
+
+        ``prior_precision`` is :meth:`prior_precision`, when the caller kept it.
+        """
+        return self.variational_distribution().kl_to(self.prior(), prior_precision)
 
 
 class VariationalLinear(_GaussianWeights):
