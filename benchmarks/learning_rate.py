@@ -35,14 +35,12 @@ import numpy as np  # noqa: E402
 import sklearn  # noqa: E402
 from joblib import Parallel, delayed  # noqa: E402
 import torch  # noqa: E402
-from sklearn.datasets import load_digits, load_sample_images  # noqa: E402
-from sklearn.metrics import roc_auc_score  # noqa: E402
-from sklearn.model_selection import train_test_split  # noqa: E402
 
 import sklearn_ibvi  # noqa: E402
 from sklearn_ibvi import BoundValidityWarning, EntropySGDClassifier, IBVIClassifier, TrainingDivergedError  # noqa: E402
-from sklearn_ibvi.datasets import load_mnist  # noqa: E402
 from sklearn_ibvi.metrics import negative_log_likelihood  # noqa: E402
+
+from image_sets import load_split, max_probability_auroc, natural_patches  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LEARNING_RATES = (0.025, 0.05, 0.1, 0.2)
@@ -57,29 +55,8 @@ SCORE_NAMES = ("accuracy", "NLL", "confidence test",
                *(f"{m} {o}" for o in OOD_SETS for m in ("AUROC", "confidence")))
 
 
-def natural_patches(n, image_shape, seed):
-    """Grey patches of scikit-learn's bundled photos, block-averaged to ``image_shape``, in [0, 1]."""
-    rng = np.random.default_rng(seed)
-    photos = [img.mean(axis=2) / 255.0 for img in load_sample_images().images]
-    h, w = image_shape
-    k = max(1, 64 // max(h, w))
-    patches = np.empty((n, h, w))
-    for i in range(n):
-        photo = photos[i % len(photos)]
-        r, c = rng.integers(0, photo.shape[0] - k * h), rng.integers(0, photo.shape[1] - k * w)
-        patches[i] = photo[r:r + k * h, c:c + k * w].reshape(h, k, w, k).mean(axis=(1, 3))
-    return patches.reshape(n, -1)
-
-
 def load(name, seed):
-    if name == "digits":
-        data = load_digits()
-        X_train, X_test, y_train, y_test = train_test_split(
-            data.data / 16.0, data.target, test_size=0.4, stratify=data.target, random_state=seed)
-        shape = (8, 8)
-    else:
-        X_train, X_test, y_train, y_test = load_mnist(n_train=10000, n_test=2000, random_state=0)
-        shape = (28, 28)
+    X_train, X_test, y_train, y_test, shape = load_split(name, seed, mnist_test_rows=2000)
     rng = np.random.default_rng(seed)
     ood = {"uniform": rng.uniform(0, 1, size=X_test.shape),
            "photos": natural_patches(len(X_test), shape, seed),
@@ -94,10 +71,9 @@ def scores(model, X_test, y_test, ood):
     confidence = proba.max(axis=1)
     out["confidence test"] = float(confidence.mean())
     for name, X in ood.items():
-        other = model.predict_proba(X).max(axis=1)
-        labels = np.r_[np.ones(len(confidence)), np.zeros(len(other))]
-        out[f"AUROC {name}"] = float(roc_auc_score(labels, np.r_[confidence, other]))
-        out[f"confidence {name}"] = float(other.mean())
+        other = model.predict_proba(X)
+        out[f"AUROC {name}"] = max_probability_auroc(proba, other)
+        out[f"confidence {name}"] = float(other.max(axis=1).mean())
     assert tuple(out) == SCORE_NAMES
     return out
 

@@ -48,19 +48,19 @@ import torch  # noqa: E402
 from laplace import Laplace  # noqa: E402
 from scipy.optimize import minimize_scalar  # noqa: E402
 from scipy.special import log_softmax, softmax  # noqa: E402
-from sklearn.datasets import load_digits, load_sample_images  # noqa: E402
-from sklearn.metrics import roc_auc_score  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 from sklearn.neural_network import MLPClassifier  # noqa: E402
 
 import sklearn_ibvi  # noqa: E402
 from sklearn_ibvi import EntropySGDClassifier, IBVIClassifier  # noqa: E402
-from sklearn_ibvi.datasets import corrupt_images, load_mnist  # noqa: E402
+from sklearn_ibvi.datasets import corrupt_images  # noqa: E402
 from sklearn_ibvi.metrics import (  # noqa: E402
     expected_calibration_error,
     negative_log_likelihood,
     plot_reliability_diagram,
 )
+
+from image_sets import load_split, max_probability_auroc, natural_patches  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 HIDDEN = (256, 256)
@@ -242,30 +242,10 @@ def tuning_split(X, y, seed):
     return train_test_split(X, y, test_size=TUNING_FRACTION, stratify=y, random_state=seed)
 
 
-def natural_patches(n, image_shape, seed):
-    """Grey patches of scikit-learn's bundled photos, block-averaged to ``image_shape``, in [0, 1]."""
-    rng = np.random.default_rng(seed)
-    photos = [img.mean(axis=2) / 255.0 for img in load_sample_images().images]
-    h, w = image_shape
-    k = max(1, 64 // max(h, w))  # a patch of about 64 pixels a side, k x k pixels per output pixel
-    patches = np.empty((n, h, w))
-    for i in range(n):
-        photo = photos[i % len(photos)]
-        r, c = rng.integers(0, photo.shape[0] - k * h), rng.integers(0, photo.shape[1] - k * w)
-        patches[i] = photo[r:r + k * h, c:c + k * w].reshape(h, k, w, k).mean(axis=(1, 3))
-    return patches.reshape(n, -1)
-
-
 def load(name, seed):
-    if name == "digits":
-        data = load_digits()
-        X_train, X_test, y_train, y_test = train_test_split(
-            data.data / 16.0, data.target, test_size=0.4, stratify=data.target, random_state=seed)
-        shape = (8, 8)
-    else:
-        X_train, X_test, y_train, y_test = load_mnist(n_train=10000, n_test=10000, random_state=0)
+    X_train, X_test, y_train, y_test, shape = load_split(name, seed, mnist_test_rows=10000)
+    if name != "digits":
         X_train, X_test = X_train.astype(np.float64), X_test.astype(np.float64)
-        shape = (28, 28)
     rng = np.random.default_rng(seed)
     test_sets = {
         "clean": X_test,
@@ -292,11 +272,8 @@ def evaluate(model, y_test, test_sets, ood_sets):
         out[f"{name} acc"] = float(np.mean(p.argmax(axis=1) == y_test))
         out[f"{name} NLL"] = float(negative_log_likelihood(y_test, p, labels=np.arange(p.shape[1])))
         out[f"{name} ECE"] = float(expected_calibration_error(y_test, p, labels=np.arange(p.shape[1])))
-    in_score = probs["clean"].max(axis=1)
     for name, X in ood_sets.items():
-        ood_score = model.predict_proba(X).max(axis=1)
-        labels = np.r_[np.ones(len(in_score)), np.zeros(len(ood_score))]
-        out[f"OOD {name} AUROC"] = float(roc_auc_score(labels, np.r_[in_score, ood_score]))
+        out[f"OOD {name} AUROC"] = max_probability_auroc(probs["clean"], model.predict_proba(X))
     return out, probs["clean"]
 
 
