@@ -280,6 +280,24 @@ def test_float32_predictions_match_the_float64_network_and_ignore_the_batching(s
     np.testing.assert_allclose(alone, proba[::37], rtol=1e-12, atol=1e-15)
 
 
+def test_the_bounds_weight_draws_are_the_seeded_forward_passes_whatever_the_row_batches(small_digits, monkeypatch):
+    """The bound's Monte-Carlo draws are those of ``forward(x, n, seed=sample_seed_)`` and the same
+    for every batch of rows: its per-draw log-likelihoods do not depend on the batch size."""
+    from sklearn_ibvi.ibvi import net as ibvi_net
+
+    X, y = small_digits
+    clf = small_classifier(hidden_layer_sizes=(32, 16), n_bound_samples=3).fit(X, y)
+    net, x = clf.net_, clf._validated_input(X)
+    target = torch.as_tensor(clf._encode_score_targets(y, len(X)))
+    with torch.no_grad():
+        outputs = net.module_(x, n_samples=3, seed=net.sample_seed_)
+        expected = -net.criterion_(outputs, target).double().sum(1)
+    assert len(set(expected.tolist())) == 3  # three different draws
+    for batch_rows in (ibvi_net.PREDICT_BATCH_SIZE, 7):
+        monkeypatch.setattr(ibvi_net, "PREDICT_BATCH_SIZE", batch_rows)
+        torch.testing.assert_close(net.sampled_log_likelihood(x, target, 3), expected, rtol=1e-6, atol=0)
+
+
 def test_point_estimate_layers_before_the_first_variational_layer_run_once(small_digits):
     X, y = small_digits
     clf = small_classifier(hidden_layer_sizes=(12, 8), variational_layers="output", n_predict_samples=5)

@@ -153,10 +153,12 @@ class IBVINet(BoundTrackingNet):
         module.eval()
         total = torch.zeros(n_samples, dtype=torch.float64, device=X.device)
         with torch.no_grad():
+            # The draws of forward(x, n_samples, seed=sample_seed_), drawn once for all row batches
+            # and applied as stored samples (one GEMM with the bias, no per-batch concatenation).
+            samples = module.sample_weights(n_samples, torch.Generator().manual_seed(self.sample_seed_))
             for start in range(0, len(X), PREDICT_BATCH_SIZE):
                 rows = slice(start, start + PREDICT_BATCH_SIZE)
-                outputs = module(X[rows], n_samples=n_samples, seed=self.sample_seed_)
-                total -= self.criterion_(outputs, y[rows]).double().sum(1)
+                total -= self.criterion_(module(X[rows], samples=samples), y[rows]).double().sum(1)
         return total.cpu()
 
     def kl_divergence(self):
