@@ -258,8 +258,8 @@ class IBVINet(BoundTrackingNet):
     def on_train_begin(self, net, **kwargs):
         super().on_train_begin(net, **kwargs)
         self._warned_collapse = False
-        # The prior is fixed while training: its Σ⁻¹ pieces serve the KL of every epoch.
-        self._prior_precisions = self.module_.prior_precisions()
+        # The prior is fixed while training: its Σ⁻¹ pieces serve the KL of every epoch's bound.
+        self._prior_precisions = self.module_.prior_precisions() if self.n_bound_samples else None
 
     def on_train_end(self, net, **kwargs):
         """Warn when training has collapsed to an input-independent prediction (NaN-free failure)."""
