@@ -45,9 +45,10 @@ def _batched_linear(x: Tensor, weights: Tensor, bias: bool) -> Tensor:
     """Apply S weight samples ``weights`` (S, out, in [+1]) to x (B, in) or (S, B, in).
 
     Returns (S, B, out). A shared 2-D input is multiplied by all S samples in a single
-    GEMM; a 3-D input pairs sample s of x with sample s of the weights (bmm). With a bias, x
-    gets a constant column of ones and meets the whole (out, in + 1) matrix: one product, whose
-    gradient is the weights' gradient as it is, not two slices of it filled in separately.
+    GEMM, (B, in) × (in, S·out); a 3-D input pairs sample s of x with sample s of the weights
+    (bmm). With a bias, x gets a constant column of ones and meets the whole (out, in + 1)
+    matrix: one product, whose gradient is the weights' gradient as it is, not two slices of it
+    filled in separately.
     """
     if x.dim() == 3 and x.shape[0] != weights.shape[0]:
         raise ValueError(f"x has {x.shape[0]} samples but {weights.shape[0]} weight samples were drawn.")
@@ -56,7 +57,9 @@ def _batched_linear(x: Tensor, weights: Tensor, bias: bool) -> Tensor:
     if bias:
         x = torch.cat([x, x.new_ones(*x.shape[:-1], 1)], dim=-1)
     if x.dim() == 2:
-        return torch.einsum("bi,soi->sbo", x, weights)
+        n_samples, out_features, in_features = weights.shape
+        out = x @ weights.reshape(n_samples * out_features, in_features).T
+        return out.view(len(x), n_samples, out_features).transpose(0, 1)
     return torch.bmm(x, weights.transpose(1, 2))
 
 
