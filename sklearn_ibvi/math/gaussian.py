@@ -360,7 +360,7 @@ class Gaussian:
         return entropy_from_log_det(self.log_det(), self.n_params)
 
     def precision(self) -> WoodburyPrecision | None:
-        """Σ⁻¹ and log|Σ| as :class:`WoodburyPrecision`, in float64, not differentiable.
+        """Σ⁻¹ and log|Σ| as :class:`WoodburyPrecision`, in float64.
 
         For :meth:`kl_to` a distribution that stays fixed (a prior): passed there, they spare
         every later KL to it the factorisation of Σ. None for a singular Σ, and in families
@@ -467,16 +467,14 @@ class _WoodburyGaussian(Gaussian):
     def precision(self):
         if self._has_zero_variance():
             return None
-        with torch.no_grad():
-            q = self.to(torch.float64)
-            return _woodbury_precision(q.cov_diag_scale, q.cov_factor)
+        q = self.to(torch.float64)
+        return _woodbury_precision(q.cov_diag_scale, q.cov_factor)
 
     def _kl_to(self, prior, prior_precision):
         if self._has_zero_variance() or prior._has_zero_variance():
             return self.mean.new_tensor(math.inf, dtype=torch.float64)
         if prior_precision is None:
-            p = prior.to(torch.float64)
-            prior_precision = _woodbury_precision(p.cov_diag_scale, p.cov_factor)
+            prior_precision = prior.precision()
         return _kl_diag_plus_lowrank(self, prior.mean.to(torch.float64), prior_precision)
 
 
