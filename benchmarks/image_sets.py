@@ -16,10 +16,11 @@ MNIST_TRAIN_ROWS = 10_000
 
 
 def load_split(name, seed, mnist_test_rows):
-    """``X_train, X_test, y_train, y_test, image_shape`` of digits (``name='digits'``) or MNIST (any other name).
+    """``X_train, X_test, y_train, y_test, image_shape``, pixels in [0, 1].
 
-    Pixels in [0, 1]. Digits: X/16, a stratified 60/40 split drawn by ``seed``. MNIST: ``MNIST_TRAIN_ROWS`` training
-    rows and ``mnist_test_rows`` test rows, the same for every seed (``random_state=0``).
+    ``name='digits'``: X/16, a stratified 60/40 split drawn by ``seed``. Any other name: MNIST,
+    ``MNIST_TRAIN_ROWS`` training rows and ``mnist_test_rows`` test rows, the same for every seed
+    (``random_state=0``).
     """
     if name == "digits":
         data = load_digits()
