@@ -166,7 +166,7 @@ def exact_fit(request, regression_data, classification_data):
         if request.param.startswith("warped"):
             grad_threshold = 0.2
         model, recorder = fit_recorded(
-            EntropySGDRegressor, X, y, lr=lr, noise_std=NOISE_STD, entropy="exact", grad_threshold=grad_threshold
+            EntropySGDRegressor, X, y, lr=lr, noise_std=NOISE_STD, noise="gaussian", entropy="exact", grad_threshold=grad_threshold
         )
         y_fit = torch.as_tensor((y - y.mean()) / y.std())
         problem = dict(kind="regression", sizes=(N_FEATURES, HIDDEN, 1), target_scale=float(y.std()))
@@ -319,7 +319,7 @@ def test_stochastic_entropy_is_unbiased_for_the_quadratic_bound_at_the_hessian_b
     X, y = regression_data
     n_probes, lr = 32, 0.3
     model, recorder = fit_recorded(
-        EntropySGDRegressor, X, y, lr=lr, noise_std=NOISE_STD, entropy="stochastic", n_probes=n_probes,
+        EntropySGDRegressor, X, y, lr=lr, noise_std=NOISE_STD, noise="gaussian", entropy="stochastic", n_probes=n_probes,
         probe_fraction=probe_fraction,
     )
     problem = dict(kind="regression", sizes=(N_FEATURES, HIDDEN, 1), target_scale=float(y.std()), lr=lr)
@@ -391,7 +391,7 @@ def test_ibvi_bound_is_the_mean_log_likelihood_of_its_pinned_draws_less_the_dens
     model = IBVIRegressor(
         standardize_inputs=False,
         hidden_layer_sizes=(HIDDEN,), activation="tanh", covariance="diag+lowrank", rank=rank,
-        variational_layers="all", prior_scale=PRIOR_SCALE, noise_std=NOISE_STD, batch_size=BATCH,
+        variational_layers="all", prior_scale=PRIOR_SCALE, noise_std=NOISE_STD, noise="gaussian", batch_size=BATCH,
         max_epochs=2, lr=0.05, n_bound_samples=n_bound_samples, random_state=0,
     ).fit(X, y)
     net = model.net_
@@ -451,7 +451,7 @@ def test_ibvi_train_loss_and_prequential_code_are_the_epochs_one_draw_minibatch_
     recorder = LossRecorder()
     model = IBVIRegressor(
         standardize_inputs=False,
-        hidden_layer_sizes=(HIDDEN,), activation="tanh", noise_std=NOISE_STD, batch_size=BATCH,
+        hidden_layer_sizes=(HIDDEN,), activation="tanh", noise_std=NOISE_STD, noise="gaussian", batch_size=BATCH,
         max_epochs=2, lr=0.05, callbacks=[recorder], random_state=0,
     ).fit(X, y)
     for epoch in range(2):

@@ -139,11 +139,12 @@ def test_singular_ibvi_family_records_no_bound_and_no_standard_error():
     rng = np.random.default_rng(13)
     X, y = rng.normal(size=(30, 2)), rng.normal(size=30)
     common = dict(hidden_layer_sizes=(3,), covariance="lowrank", rank=2, max_epochs=1, n_bound_samples=3, random_state=0)
-    model = IBVIRegressor(noise_std=0.5, **common).fit(X, y)
+    model = IBVIRegressor(noise_std=0.5, noise="gaussian", **common).fit(X, y)  # nothing to learn
     row = model.history_[-1]
     assert row["kl_divergence"] == math.inf
     assert all(math.isnan(row[column]) for column in ("expected_log_likelihood", "bound", "bound_se"))
-    # a learned noise still needs the likelihood pass; the bound stays undefined
+    # a learned noise (here the scale and a Student-t's ν) still needs the likelihood pass; the
+    # bound stays undefined
     learned = IBVIRegressor(**common).fit(X, y).history_[-1]
     assert learned["kl_divergence"] == math.inf and math.isnan(learned["bound"])
     assert math.isfinite(learned["expected_log_likelihood"]) and learned["noise_std"] > 0

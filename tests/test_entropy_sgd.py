@@ -134,7 +134,8 @@ def test_regressor_return_std_combines_noise_and_chain_spread(diabetes):
     mean, std = reg.predict(X[:10], return_std=True)
     outputs = reg._sample_outputs(reg._validated_input(X[:10])).squeeze(-1).double()
     noise = reg.noise_std_ / reg.target_scale_  # learned, in standardised units
-    expected = torch.sqrt(outputs.var(0, unbiased=False) + noise**2) * reg.target_scale_
+    noise_variance = noise**2 * reg.noise_dof_ / (reg.noise_dof_ - 2)  # a Student-t's (the default)
+    expected = torch.sqrt(outputs.var(0, unbiased=False) + noise_variance) * reg.target_scale_
     np.testing.assert_allclose(std, expected.numpy(), rtol=1e-10)
     np.testing.assert_allclose(mean, reg.predict(X[:10]))
     assert np.all(std >= reg.noise_std_)

@@ -67,6 +67,7 @@ def fitted(problem):
         hidden_layer_sizes=(),
         lr=LR,
         noise_std=NOISE_STD,
+        noise="gaussian",
         batch_size=N_SAMPLES,
         max_epochs=EPOCHS,
         entropy="exact",
@@ -117,7 +118,7 @@ def test_stochastic_entropy_is_unbiased_for_the_quadratic_bound_with_and_without
     X, y, y_s, Phi, prior_var = problem
     chains = 400
     model = EntropySGDRegressor(
-        hidden_layer_sizes=(), lr=LR, noise_std=NOISE_STD, batch_size=N_SAMPLES, max_epochs=EPOCHS,
+        hidden_layer_sizes=(), lr=LR, noise_std=NOISE_STD, noise="gaussian", batch_size=N_SAMPLES, max_epochs=EPOCHS,
         n_chains=chains, probe_fraction=probe_fraction, n_power_iterations=0, random_state=1,
         standardize_inputs=False,
     ).fit(X, y)

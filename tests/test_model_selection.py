@@ -62,7 +62,8 @@ def test_prequential_criterion_is_the_first_passs_code_length(diabetes):
     # With a vanishing step the weights never leave the prior draw, so every prediction of the
     # first pass is the draw's, and the code length is the draw's log-likelihood of all rows.
     one_pass = EntropySGDRegressor(
-        hidden_layer_sizes=(8,), max_epochs=1, lr=1e-12, batch_size=16, noise_std=0.7, random_state=3
+        hidden_layer_sizes=(8,), max_epochs=1, lr=1e-12, batch_size=16, noise_std=0.7, noise="gaussian",
+        random_state=3,
     ).fit(X, y)
     mean, std = one_pass.predict(X, return_std=True)
     expected = norm.logpdf(y, mean, std).sum()
@@ -154,7 +155,7 @@ def test_log_predictive_scorer_is_minus_log_loss_and_the_gaussian_density(iris, 
     clf = EntropySGDClassifier(hidden_layer_sizes=(8,), max_epochs=3, n_chains=2, random_state=0).fit(X, y)
     assert log_predictive_scorer(clf, X, y) == pytest.approx(-log_loss(y, clf.predict_proba(X)), rel=1e-9)
     X, y = diabetes
-    reg = EntropySGDRegressor(hidden_layer_sizes=(8,), max_epochs=3, random_state=0).fit(X, y)
+    reg = EntropySGDRegressor(hidden_layer_sizes=(8,), max_epochs=3, noise="gaussian", random_state=0).fit(X, y)
     mean, std = reg.predict(X, return_std=True)
     np.testing.assert_allclose(predictive_log_likelihood(reg, X, y), norm.logpdf(y, mean, std), rtol=1e-12)
 

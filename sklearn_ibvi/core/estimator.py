@@ -64,7 +64,7 @@ from .devices import (
 )
 from ..exceptions import InputScaleWarning, NotABoundWarning, warn_at_caller
 from ..networks.module import build_module, check_output_shape
-from ..math.likelihoods import NegativeLogLikelihood, categorical_log_likelihood, gaussian_log_likelihood
+from ..math.likelihoods import NegativeLogLikelihood, mixture_quantile, observation_log_likelihood
 
 PREDICT_BATCH_SIZE = 4096
 
@@ -754,11 +754,37 @@ def _standardisation(y):
     return mean, (scale if scale > 0 else 1.0)
 
 
-class BayesianRegressorMixin(RegressorMixin):
-    """Gaussian likelihood on standardised targets; ``predict(X, return_std=False)``.
+#: The regressors' observation-noise parameters, their validation and their documentation.
+NOISE_PARAMETER_CONSTRAINTS = {
+    "noise_std": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
+    "noise": [StrOptions({"student_t", "gaussian"})],
+}
+NOISE_PARAMETERS_DOC = """
+    noise_std : 'auto' or float, default='auto'
+        Scale ``σ`` of the observation noise in units of ``std(y)`` (the standard deviation for
+        Gaussian noise); ``'auto'`` learns, after every epoch, the value that maximises the bound.
+    noise : {'student_t', 'gaussian'}, default='student_t'
+        Observation model of the bound and the predictions. ``'student_t'`` learns the degrees of
+        freedom ``ν`` with ``σ`` (in [2.5, 10⁶]): residuals with a few large values get heavy tails,
+        Gaussian ones a large ``ν``. Training steps are the same for both (squared error); only the
+        bound, ``predict_interval`` and ``return_std`` differ. See :ref:`regression_uncertainty`."""
+NOISE_ATTRIBUTES_DOC = """
+    noise_std_ : float
+        Scale of the observation noise in force, in units of ``y``: learned, or
+        ``noise_std · std(y)``. History column ``noise_std`` holds it after every epoch, and each
+        epoch's ``bound`` is evaluated at that epoch's noise.
+    noise_dof_ : float
+        Degrees of freedom of the Student-t noise in force (history column ``noise_dof``);
+        ``inf`` for Gaussian noise."""
 
-    ``noise_std`` is the observation noise in units of ``std(y)``, or ``'auto'``: learned in
-    ``fit`` as the value that maximises the bound after every epoch (the net's ``noise_std_``).
+
+class BayesianRegressorMixin(RegressorMixin):
+    """Regression on standardised targets with a learned observation noise; ``predict(X,
+    return_std=False)`` and ``predict_interval(X, coverage)``.
+
+    ``noise`` is the observation model, ``'student_t'`` or ``'gaussian'``; ``noise_std`` its scale in
+    units of ``std(y)``, or ``'auto'``: learned in ``fit`` as the value that maximises the bound
+    after every epoch (the net's ``noise_``), with a Student-t's degrees of freedom.
     """
 
     _likelihood = "gaussian"
@@ -775,15 +801,13 @@ class BayesianRegressorMixin(RegressorMixin):
         learn_noise = isinstance(self.noise_std, str) and self.noise_std == "auto"
         params["criterion__noise_std"] = self._TRAINING_NOISE_STD if learn_noise else self.noise_std
         params["learn_noise"] = learn_noise
+        params["noise"] = self.noise
         return params
 
     def _record_fit_summary(self):
         super()._record_fit_summary()
-        self.noise_std_ = self._noise_std_in_force() * self.target_scale_
-
-    def _noise_std_in_force(self):
-        """``σ`` in standardised units: the fixed ``noise_std`` or the one learned by the net."""
-        return self.net_.noise_std_
+        self.noise_std_ = self.net_.noise_.std * self.target_scale_
+        self.noise_dof_ = self.net_.noise_.dof
 
     def _encode_fit_targets(self, y, reset, classes=None):
         y = _finite_float64_targets(column_or_1d(y, warn=True))
@@ -792,43 +816,100 @@ class BayesianRegressorMixin(RegressorMixin):
         return ((y - self.target_mean_) / self.target_scale_).astype(np.float32)
 
     def _encode_score_targets(self, y, n_samples):
+        return self._standardised_targets(y, n_samples).astype(np.float32)
+
+    def _standardised_targets(self, y, n_samples):
         y = _finite_float64_targets(column_or_1d(y))
         if len(y) != n_samples:
             raise ValueError(f"X has {n_samples} samples but y has {len(y)}.")
-        return ((y - self.target_mean_) / self.target_scale_).astype(np.float32)
+        return (y - self.target_mean_) / self.target_scale_
 
-    def _log_likelihood(self, outputs, y):
-        """Per-sample log-likelihood ``(S, n)`` of original-scale targets (Jacobian included)."""
-        return gaussian_log_likelihood(outputs, y, self._noise_std_in_force(), self.target_scale_)
+    def _standardised_outputs(self, X):
+        """The posterior samples' predicted means, float64 of shape ``(S, n)``, standardised units."""
+        outputs = self._sample_outputs(self._validated_input(X)).squeeze(-1).double()
+        if not bool(torch.isfinite(outputs * self.target_scale_ + self.target_mean_).all()):
+            raise ValueError(
+                f"The predictions overflow float64 in the units of y (the targets' scale is "
+                f"{self.target_scale_:.3g}, and the network's standardised outputs reach "
+                f"{float(outputs.abs().max()):.3g}). Rescale y, or the inputs, before fitting."
+            )
+        return outputs
 
-    def predict(self, X, return_std=False):
-        """Predictive mean (and standard deviation) of the target.
+    def predict(self, X, return_std=False, coverage=None):
+        """Predictive mean of the target, and on request its standard deviation and intervals.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
         return_std : bool, default=False
             Also return the predictive standard deviation in target units,
-            ``√(noise_std_² + spread²)`` (a single chain has no spread).
-            See :ref:`regression_uncertainty`.
+            ``√(noise variance + spread²)``: the noise's variance is ``noise_std_²`` for Gaussian
+            noise and ``noise_std_² ν / (ν − 2)`` for Student-t noise of ``ν = noise_dof_``; the spread
+            is that of the posterior samples' means (a single chain has none). ``mean ± z · std`` is
+            an interval of the stated coverage only for Gaussian noise: ask for ``coverage``.
+        coverage : float or array-like of floats in (0, 1), default=None
+            Also return the central intervals of these coverages, as :meth:`predict_interval` does
+            (a ``Pipeline`` passes it through its own ``predict``). See :ref:`regression_uncertainty`.
 
         Returns
         -------
         y_mean : ndarray of shape (n_samples,)
         y_std : ndarray of shape (n_samples,), only if ``return_std``
+        intervals : ndarray of shape (n_samples, 2), or (n_samples, 2, n_coverages) for several
+            coverages, only if ``coverage`` is given
         """
-        outputs = self._sample_outputs(self._validated_input(X)).squeeze(-1).double()
-        mean = outputs.mean(0)
-        y_mean = (mean * self.target_scale_ + self.target_mean_).numpy()
-        spread = outputs.var(0, unbiased=False)
-        y_std = (torch.sqrt(spread + self._noise_std_in_force() ** 2) * self.target_scale_).numpy()
-        if not (np.all(np.isfinite(y_mean)) and np.all(np.isfinite(y_std))):
+        outputs = self._standardised_outputs(X)
+        y_mean = (outputs.mean(0) * self.target_scale_ + self.target_mean_).numpy()
+        returned = [y_mean]
+        if return_std:
+            spread = outputs.var(0, unbiased=False)
+            returned.append((torch.sqrt(spread + self.net_.noise_.variance) * self.target_scale_).numpy())
+        if coverage is not None:
+            returned.append(self._intervals(outputs, coverage))
+        return returned[0] if len(returned) == 1 else tuple(returned)
+
+    def predict_interval(self, X, coverage=0.95):
+        """Central predictive intervals of the target: the ``(1 ∓ coverage) / 2`` quantiles.
+
+        The predictive distribution is the mixture, over the posterior samples (IBVI's
+        ``n_predict_samples`` weight draws, entropy-SGD's chains), of the observation noise
+        (Gaussian or Student-t) around each sample's mean; its quantiles are found by bisection.
+        In a ``Pipeline``, call ``predict(X, coverage=...)``, which returns the mean with them.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        coverage : float or array-like of floats in (0, 1), default=0.95
+            Probability the predictive distribution puts inside each interval.
+
+        Returns
+        -------
+        intervals : ndarray of shape (n_samples, 2), or (n_samples, 2, n_coverages) for several
+            Lower and upper ends in target units.
+        """
+        return self._intervals(self._standardised_outputs(X), coverage)
+
+    def _intervals(self, outputs, coverage):
+        """:meth:`predict_interval` of the posterior samples' standardised means ``outputs``."""
+        levels = np.atleast_1d(np.asarray(coverage, dtype=float))
+        if levels.ndim != 1 or len(levels) == 0 or not np.all((levels > 0) & (levels < 1)):
             raise ValueError(
-                f"The predictions overflow float64 in the units of y (the targets' scale is "
-                f"{self.target_scale_:.3g}, and the network's standardised outputs reach "
-                f"{float(outputs.abs().max()):.3g}). Rescale y, or the inputs, before fitting."
+                f"coverage must be a probability strictly between 0 and 1, or a list of them; got {coverage!r}."
             )
-        return (y_mean, y_std) if return_std else y_mean
+        means, noise = outputs.numpy(), self.net_.noise_
+        ends = [
+            np.stack([mixture_quantile(means, noise, (1 - level) / 2), mixture_quantile(means, noise, (1 + level) / 2)], 1)
+            for level in levels
+        ]
+        intervals = np.stack(ends, axis=-1) * self.target_scale_ + self.target_mean_
+        return intervals[..., 0] if np.ndim(coverage) == 0 else intervals
+
+    def _log_predictive_density(self, X, y):
+        """``log (1/S) Σ_s p(y_i | x_i, sample s)`` per row, nats, in the units of ``y``."""
+        outputs = self._standardised_outputs(X)
+        y = torch.as_tensor(self._standardised_targets(y, outputs.shape[1]))
+        per_sample = observation_log_likelihood((y - outputs) ** 2, self.net_.noise_, self.target_scale_)
+        return (torch.logsumexp(per_sample, 0) - math.log(len(outputs))).numpy()
 
 
 def _sorted_labels(labels, check=True):
@@ -916,9 +997,6 @@ class BayesianClassifierMixin(ClassifierMixin):
                 f"known classes are {self.classes_!r}."
             )
         return index.astype(np.int64)
-
-    def _log_likelihood(self, outputs, y):
-        return categorical_log_likelihood(outputs, y)
 
     def predict_proba(self, X):
         """Class probabilities averaged over posterior samples (chains or weight draws).

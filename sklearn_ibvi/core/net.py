@@ -2,14 +2,18 @@
 and the one divergence error.
 """
 
+import torch
 from skorch import NeuralNet
 from skorch.callbacks import EpochTimer, PrintLog
 
 from ..exceptions import TrainingDivergedError
 from ..math.likelihoods import (
-    gaussian_log_likelihood_of_residuals,
+    INITIAL_NOISE_DOF,
+    ObservationNoise,
     noise_std_maximising_likelihood,
-    sum_squared_residuals,
+    observation_log_likelihood,
+    squared_residuals,
+    student_t_noise_maximising_likelihood,
 )
 
 
@@ -20,43 +24,62 @@ class BoundTrackingNet(NeuralNet):
     iterator) in ``on_epoch_end``; the handle is released when training ends, so a fitted
     estimator does not keep its training data alive (on the GPU, when trained there).
 
-    The Gaussian observation noise in force for the bound and for predictions is ``noise_std_``
-    (standardised units). It is the criterion's fixed ``noise_std``, or, with ``learn_noise``,
-    refit after every epoch to the value that maximises that epoch's bound (the families' other
-    terms do not depend on it). Training steps do not depend on it: ``lr`` is in the units of
-    half the squared error (:attr:`~sklearn_ibvi.math.likelihoods.NegativeLogLikelihood.step_scale`).
+    Regression nets train on the Gaussian criterion at a fixed ``σ``: their steps do not depend on
+    the noise, since ``lr`` is in the units of half the squared error
+    (:attr:`~sklearn_ibvi.math.likelihoods.NegativeLogLikelihood.step_scale`). The observation
+    noise in force for the bound and for predictions is ``noise_``
+    (:class:`~sklearn_ibvi.math.likelihoods.ObservationNoise`, standardised units): Gaussian
+    (``noise='gaussian'``) or Student-t (``'student_t'``). Its scale is the criterion's fixed
+    ``noise_std``, or, with ``learn_noise``, refit after every epoch to the value that maximises
+    that epoch's bound (the families' other terms do not depend on it); a Student-t's degrees of
+    freedom are always refit so.
     """
 
-    def __init__(self, *args, learn_noise=False, **kwargs):
+    def __init__(self, *args, learn_noise=False, noise="gaussian", **kwargs):
         super().__init__(*args, **kwargs)
         self.learn_noise = learn_noise
+        self.noise = noise
 
     def initialize_criterion(self):
         super().initialize_criterion()
         criterion = self.criterion_
-        self.noise_std_ = float(criterion.noise_std) if criterion.likelihood == "gaussian" else float("nan")
+        if criterion.likelihood == "gaussian":
+            dof = INITIAL_NOISE_DOF if self.noise == "student_t" else float("inf")
+            self.noise_ = ObservationNoise(float(criterion.noise_std), dof)
+        else:
+            self.noise_ = None
         return self
 
-    def observed_log_likelihood(self, log_likelihood, n_rows, refit_noise=False):
-        """Log-likelihoods at the noise in force, from ``log_likelihood`` at the criterion's noise.
+    @property
+    def refits_noise(self):
+        """Whether any part of the observation noise is fitted to the training rows."""
+        return self.noise_ is not None and (self.learn_noise or not self.noise_.is_gaussian)
 
-        ``log_likelihood`` holds one full-data value per posterior sample (chain or weight draw),
-        as the criterion computed it. With ``refit_noise`` and ``learn_noise``, ``noise_std_`` is
-        first set to the maximiser of their mean (what the end of an epoch does); ``score``
-        evaluates at the noise in force without refitting. Other likelihoods pass through.
+    def observed_log_likelihood(self, log_likelihood, refit_noise=False):
+        """Full-data log-likelihood per posterior sample under the noise in force, shape ``(K,)``.
+
+        ``log_likelihood`` of shape ``(K, n)`` holds each row's value under each posterior sample
+        (chain or weight draw), as the criterion computed it. With ``refit_noise``, a learned noise
+        is first set to the maximiser of their mean over samples (what the end of an epoch does);
+        ``score`` evaluates at the noise in force without refitting. Other likelihoods are summed.
         """
+        if not self.refits_noise:  # classification, or the criterion's own fixed Gaussian noise
+            return log_likelihood.sum(-1)
         criterion = self.criterion_
-        if criterion.likelihood != "gaussian" or not self.learn_noise:
-            return log_likelihood
-        squares = sum_squared_residuals(log_likelihood, n_rows, criterion.noise_std, criterion.target_scale)
-        if refit_noise:
-            self.noise_std_ = noise_std_maximising_likelihood(squares, n_rows)
-        return gaussian_log_likelihood_of_residuals(squares, n_rows, self.noise_std_, criterion.target_scale)
+        squares = squared_residuals(log_likelihood, criterion.noise_std, criterion.target_scale)
+        if refit_noise and bool(torch.isfinite(squares).all()):  # else the caller reports the divergence
+            fixed_std = None if self.learn_noise else self.noise_.std
+            if self.noise_.is_gaussian:
+                self.noise_ = ObservationNoise(noise_std_maximising_likelihood(squares))
+            else:
+                self.noise_ = student_t_noise_maximising_likelihood(squares, std=fixed_std, start=self.noise_)
+        return observation_log_likelihood(squares, self.noise_, criterion.target_scale).sum(-1)
 
     def record_noise(self):
-        """History column ``noise_std`` of regression nets: the noise in force, in units of ``y``."""
-        if self.criterion_.likelihood == "gaussian":
-            self.history.record("noise_std", self.noise_std_ * self.criterion_.target_scale)
+        """History columns ``noise_std`` (in units of ``y``) and ``noise_dof`` of regression nets."""
+        if self.noise_ is not None:
+            self.history.record("noise_std", self.noise_.std * self.criterion_.target_scale)
+            self.history.record("noise_dof", self.noise_.dof)
 
     @property
     def _default_callbacks(self):

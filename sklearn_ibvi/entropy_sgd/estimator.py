@@ -6,6 +6,9 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..core.estimator import (
     INPUT_PARAMETERS_DOC,
+    NOISE_ATTRIBUTES_DOC,
+    NOISE_PARAMETER_CONSTRAINTS,
+    NOISE_PARAMETERS_DOC,
     BayesianClassifierMixin,
     BayesianNetEstimator,
     BayesianRegressorMixin,
@@ -59,7 +62,7 @@ class _EntropySGDEstimator(BayesianNetEstimator):
             )
         device = next(self.net_.module_.parameters()).device
         log_lik = self.net_.chain_log_likelihood(X.to(device), y.to(device))
-        log_lik = self.net_.observed_log_likelihood(log_lik, len(y))
+        log_lik = self.net_.observed_log_likelihood(log_lik)
         return float((log_lik + self.net_.chain_bound_offsets()).mean())
 
 
@@ -148,23 +151,17 @@ class EntropySGDRegressor(BayesianRegressorMixin, _EntropySGDEstimator):
 
     The weights start at a draw of a Gaussian prior and follow plain SGD on the Gaussian negative
     log-likelihood of standardised targets; the entropy of the implicit posterior is tracked to
-    estimate the bound, which includes every normalising constant and so compares across
-    ``noise_std`` and models. ``predict(X, return_std=True)`` adds the spread of the chains'
-    predictions to the noise, so use ``n_chains > 1`` for uncertainty that varies with ``X``.
+    estimate the bound, which includes every normalising constant and so compares across noise
+    models and models. ``predict_interval`` gives the quantiles of the chains' mixture with the
+    learned observation noise (Student-t by default), so use ``n_chains > 1`` for uncertainty that
+    varies with ``X``.
     Read more in the :ref:`User Guide <entropy_sgd>`.
 
     Parameters
-    ----------{_SHARED_PARAMETERS_DOC}
-    noise_std : 'auto' or float, default='auto'
-        Observation noise std in units of ``std(y)``; ``'auto'`` learns, after every epoch, the
-        value that maximises the bound. See :ref:`regression_uncertainty`.
+    ----------{_SHARED_PARAMETERS_DOC}{NOISE_PARAMETERS_DOC}
 
     Attributes
-    ----------{_SHARED_ATTRIBUTES_DOC}
-    noise_std_ : float
-        The observation noise in force, in units of ``y``: learned, or ``noise_std · std(y)``.
-        History column ``noise_std`` holds it after every epoch, and each epoch's ``bound`` is
-        evaluated at that epoch's value.
+    ----------{_SHARED_ATTRIBUTES_DOC}{NOISE_ATTRIBUTES_DOC}
     target_mean_, target_scale_ : float
         Standardisation of ``y``.
 
@@ -190,7 +187,7 @@ class EntropySGDRegressor(BayesianRegressorMixin, _EntropySGDEstimator):
 
     _parameter_constraints = {
         **_EntropySGDEstimator._parameter_constraints,
-        "noise_std": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
+        **NOISE_PARAMETER_CONSTRAINTS,
     }
 
     def __init__(
@@ -210,6 +207,7 @@ class EntropySGDRegressor(BayesianRegressorMixin, _EntropySGDEstimator):
         control_variate=True,
         n_power_iterations=1,
         noise_std="auto",
+        noise="student_t",
         callbacks=None,
         device="auto",
         random_state=None,
@@ -233,6 +231,7 @@ class EntropySGDRegressor(BayesianRegressorMixin, _EntropySGDEstimator):
         self.control_variate = control_variate
         self.n_power_iterations = n_power_iterations
         self.noise_std = noise_std
+        self.noise = noise
         self.callbacks = callbacks
         self.device = device
         self.random_state = random_state

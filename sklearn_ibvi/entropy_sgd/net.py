@@ -268,15 +268,18 @@ class EntropySGDNet(BoundTrackingNet):
     # -- end of epoch: the bound ---------------------------------------------------------------
 
     def chain_log_likelihood(self, X, y):
-        """Full-data ``log p(y | X, θ_k)`` per chain, float64 tensor of shape (K,)."""
+        """``log p(y_i | x_i, θ_k)`` of every row under every chain at the criterion's noise, float64
+        CPU tensor of shape (K, n_rows)."""
         module = self.module_
         module.eval()
-        total = torch.zeros(module.n_chains, dtype=torch.float64, device=X.device)
         with torch.no_grad():
-            for start in range(0, len(X), PREDICT_BATCH_SIZE):
-                rows = slice(start, start + PREDICT_BATCH_SIZE)
-                total -= self.criterion_(module(X[rows]), y[rows]).double().sum(1)
-        return total.cpu()
+            parts = [
+                -self.criterion_(module(X[start : start + PREDICT_BATCH_SIZE]), y[start : start + PREDICT_BATCH_SIZE])
+                .double()
+                .cpu()
+                for start in range(0, len(X), PREDICT_BATCH_SIZE)
+            ]
+        return torch.cat(parts, dim=1)
 
     def chain_bound_offsets(self):
         """``log p(θ_k) + S_k`` (minus the control variate): the bound less its likelihood term."""
@@ -294,8 +297,8 @@ class EntropySGDNet(BoundTrackingNet):
         if not torch.all(torch.isfinite(log_lik)):
             raise self.diverged("log-likelihood")
         # Neither the path nor the entropy depends on the noise (α H does not): the bound's
-        # optimum in σ is closed form given this epoch's weights.
-        log_lik = self.observed_log_likelihood(log_lik, len(data.y), refit_noise=True)
+        # optimum in the noise is the likelihood term's, given this epoch's weights.
+        log_lik = self.observed_log_likelihood(log_lik, refit_noise=True)
         self.record_noise()
         with torch.no_grad():
             prior_term = log_prior(self.module_.flat(), self.module_.prior_std).cpu()

@@ -8,6 +8,9 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..core.estimator import (
     INPUT_PARAMETERS_DOC,
+    NOISE_ATTRIBUTES_DOC,
+    NOISE_PARAMETER_CONSTRAINTS,
+    NOISE_PARAMETERS_DOC,
     BayesianClassifierMixin,
     BayesianNetEstimator,
     BayesianRegressorMixin,
@@ -211,22 +214,16 @@ class IBVIRegressor(BayesianRegressorMixin, _IBVIEstimator):
 
     Gaussian weights, initialised at the prior, are trained by SGD with momentum on the expected
     Gaussian negative log-likelihood of standardised targets, with no KL term. ``predict`` averages
-    ``n_predict_samples`` weight draws; ``predict(X, return_std=True)`` adds their spread to the
-    observation noise. The bound includes every normalising constant, so it compares across
-    ``noise_std`` and models. Read more in the :ref:`User Guide <ibvi>`.
+    ``n_predict_samples`` weight draws; ``predict_interval`` gives the quantiles of their mixture
+    with the learned observation noise (Student-t by default). The bound includes every
+    normalising constant, so it compares across noise models and models. Read more in the
+    :ref:`User Guide <ibvi>`.
 
     Parameters
-    ----------{_parameters_doc(0.02, _REGRESSOR_LR_NOTE)}
-    noise_std : 'auto' or float, default='auto'
-        Observation noise std in units of ``std(y)``; ``'auto'`` learns, after every epoch, the
-        value that maximises the ELBO. See :ref:`regression_uncertainty`.
+    ----------{_parameters_doc(0.02, _REGRESSOR_LR_NOTE)}{NOISE_PARAMETERS_DOC}
 
     Attributes
-    ----------{_SHARED_ATTRIBUTES_DOC}
-    noise_std_ : float
-        The observation noise in force, in units of ``y``: learned, or ``noise_std · std(y)``.
-        History column ``noise_std`` holds it after every epoch, and each epoch's ``bound`` is
-        evaluated at that epoch's value.
+    ----------{_SHARED_ATTRIBUTES_DOC}{NOISE_ATTRIBUTES_DOC}
     target_mean_, target_scale_ : float
         Standardisation of ``y``.
 
@@ -255,7 +252,7 @@ class IBVIRegressor(BayesianRegressorMixin, _IBVIEstimator):
 
     _parameter_constraints = {
         **_IBVIEstimator._parameter_constraints,
-        "noise_std": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
+        **NOISE_PARAMETER_CONSTRAINTS,
     }
 
     def __init__(
@@ -275,6 +272,7 @@ class IBVIRegressor(BayesianRegressorMixin, _IBVIEstimator):
         n_predict_samples=32,
         n_bound_samples=1,
         noise_std="auto",
+        noise="student_t",
         callbacks=None,
         device="auto",
         random_state=None,
@@ -298,6 +296,7 @@ class IBVIRegressor(BayesianRegressorMixin, _IBVIEstimator):
         self.n_predict_samples = n_predict_samples
         self.n_bound_samples = n_bound_samples
         self.noise_std = noise_std
+        self.noise = noise
         self.callbacks = callbacks
         self.device = device
         self.random_state = random_state

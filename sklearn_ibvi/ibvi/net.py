@@ -145,21 +145,22 @@ class IBVINet(BoundTrackingNet):
     # -- the bound -----------------------------------------------------------------------------
 
     def sampled_log_likelihood(self, X, y, n_samples):
-        """Full-data ``log p(y | X, w_s)`` for ``n_samples`` fixed draws ``w_s ~ q``.
+        """``log p(y_i | x_i, w_s)`` of every row under ``n_samples`` fixed draws ``w_s ~ q``, at the
+        criterion's noise.
 
-        Returns a float64 tensor of shape (n_samples,). Every row batch sees the same draws.
+        Returns a float64 CPU tensor of shape (n_samples, n_rows). Every row batch sees the same draws.
         """
         module = self.module_
         module.eval()
-        total = torch.zeros(n_samples, dtype=torch.float64, device=X.device)
+        parts = []
         with torch.no_grad():
             # The draws of forward(x, n_samples, seed=sample_seed_), drawn once for all row batches
             # and applied as stored samples (one GEMM with the bias, no per-batch concatenation).
             samples = module.sample_weights(n_samples, torch.Generator().manual_seed(self.sample_seed_))
             for start in range(0, len(X), PREDICT_BATCH_SIZE):
                 rows = slice(start, start + PREDICT_BATCH_SIZE)
-                total -= self.criterion_(module(X[rows], samples=samples), y[rows]).double().sum(1)
-        return total.cpu()
+                parts.append(-self.criterion_(module(X[rows], samples=samples), y[rows]).double().cpu())
+        return torch.cat(parts, dim=1)
 
     def kl_divergence(self):
         """Closed-form ``KL(q ‖ p)`` summed over the variational layers (float; ``inf`` if singular).
@@ -178,11 +179,11 @@ class IBVINet(BoundTrackingNet):
         set to the maximiser of the expected log-likelihood, ``σ² = E_q[mean residual²]``.
         """
         kl = self.kl_divergence()
-        if not math.isfinite(kl) and not (refit_noise and self.learn_noise):  # no bound: spare the pass
+        if not math.isfinite(kl) and not (refit_noise and self.refits_noise):  # no bound: spare the pass
             nan = float("nan")
             return {"expected_log_likelihood": nan, "kl_divergence": kl, "bound": nan, "bound_se": nan}
         log_lik = self.sampled_log_likelihood(X, y, max(self.n_bound_samples, 1))
-        log_lik = self.observed_log_likelihood(log_lik, len(y), refit_noise=refit_noise)
+        log_lik = self.observed_log_likelihood(log_lik, refit_noise=refit_noise)
         expected_log_likelihood = float(log_lik.mean())
         n = len(log_lik)
         se = float(log_lik.std() / math.sqrt(n)) if n > 1 else float("nan")
@@ -200,10 +201,10 @@ class IBVINet(BoundTrackingNet):
         if self.n_bound_samples == 0:
             columns = ("expected_log_likelihood", "kl_divergence", "bound", "bound_se")
             parts = dict.fromkeys(columns, float("nan"))
-            if self.learn_noise:
+            if self.refits_noise:
                 # Predictions need the noise even where the bound is not tracked: one draw.
                 log_lik = self.sampled_log_likelihood(data.X, data.y, 1)
-                self.observed_log_likelihood(log_lik, len(data.y), refit_noise=True)
+                self.observed_log_likelihood(log_lik, refit_noise=True)
         else:
             parts = self.evidence_lower_bound(data.X, data.y, refit_noise=True)
             if math.isfinite(parts["kl_divergence"]) and not math.isfinite(parts["expected_log_likelihood"]):

@@ -5,9 +5,14 @@ normalising constant is here once: a bound that drops ``−½ log 2πσ²`` or t
 standardisation is not comparable across noise levels or models.
 """
 
+import functools
 import math
+from dataclasses import dataclass
 
+import numpy as np
 import torch
+from scipy import special
+from scipy.optimize import minimize
 import torch.nn.functional as F
 from torch import nn
 
@@ -16,6 +21,17 @@ from .gaussian import diagonal_gaussian_log_density
 #: Floor of a learned noise variance (standardised units): a net that interpolates its training
 #: targets would otherwise learn σ = 0 and an infinite likelihood.
 MIN_NOISE_VARIANCE = 1e-6
+
+#: Range of a learned Student-t noise's degrees of freedom ν. Above 2 its variance σ²ν/(ν − 2) is
+#: finite, so ``predict(X, return_std=True)`` is defined; at the top the density is the Gaussian's.
+MIN_NOISE_DOF = 2.5
+MAX_NOISE_DOF = 1e6
+
+#: Where the search for a Student-t noise's ν starts, with σ at the Gaussian maximiser.
+INITIAL_NOISE_DOF = 10.0
+#: L-BFGS-B's stopping rule for the Student-t noise: tight, so that the maximiser found does not
+#: depend on where the search started (the likelihood is flat in ν for near-Gaussian residuals).
+OPTIMISER_TOLERANCES = {"ftol": 1e-15, "gtol": 1e-10, "maxiter": 500}
 
 
 def gaussian_log_likelihood(prediction, target, noise_std, target_scale=1.0):
@@ -41,36 +57,188 @@ def gaussian_log_likelihood(prediction, target, noise_std, target_scale=1.0):
     return diagonal_gaussian_log_density(residual * residual, math.log(noise_std * target_scale), 1)
 
 
-def gaussian_log_likelihood_of_residuals(sum_squared_residuals, n_rows, noise_std, target_scale=1.0):
-    """``Σ_i log N(y_i; m + s f_i, (s σ)²)`` over ``n_rows`` rows, from ``Σ_i r_i²`` (``r = y_s − f``).
+@dataclass(frozen=True)
+class ObservationNoise:
+    """A regressor's observation noise in standardised units: scale ``σ`` and degrees of freedom ``ν``.
 
-    ``sum_squared_residuals`` may be a tensor (one sum per chain or weight draw); ``noise_std`` is
-    in standardised units, as in :func:`gaussian_log_likelihood`.
+    ``ν = inf`` is the Gaussian ``N(0, σ²)``; a finite ``ν`` the Student-t ``St(0, σ, ν)``, whose
+    heavier tails fit residuals with a few large values.
     """
-    log_std_sum = n_rows * math.log(noise_std * target_scale)
-    return diagonal_gaussian_log_density(sum_squared_residuals / noise_std**2, log_std_sum, n_rows)
+
+    std: float
+    dof: float = math.inf
+
+    @property
+    def is_gaussian(self):
+        return math.isinf(self.dof)
+
+    @property
+    def variance(self):
+        """``σ²`` (Gaussian) or ``σ² ν / (ν − 2)`` (Student-t, ``ν > 2``)."""
+        return self.std**2 if self.is_gaussian else self.std**2 * self.dof / (self.dof - 2.0)
 
 
-def sum_squared_residuals(log_likelihood, n_rows, noise_std, target_scale=1.0):
-    """``Σ_i r_i²`` recovered from a Gaussian log-likelihood summed over ``n_rows`` rows.
+def student_t_log_density(squared_z, log_scale, dof):
+    """``log St(r; 0, σ, ν) = log Γ((ν+1)/2) − log Γ(ν/2) − ½ log νπ − log σ − (ν+1)/2 log(1 + z²/ν)``,
+    elementwise, for ``z = r / σ``.
 
-    The inverse of :func:`gaussian_log_likelihood_of_residuals` in its first argument: the
-    likelihood of every ``σ`` follows from one evaluation at any ``σ``: the log-likelihood is
-    −½ Σ r²/σ² plus its value at zero residuals.
+    ``dof`` may be a float or a 0-d tensor (differentiable).
     """
-    at_zero_residuals = diagonal_gaussian_log_density(0.0, n_rows * math.log(noise_std * target_scale), n_rows)
-    return -2.0 * noise_std**2 * (log_likelihood - at_zero_residuals)
+    dof = torch.as_tensor(dof, dtype=squared_z.dtype, device=squared_z.device)
+    normaliser = torch.lgamma((dof + 1) / 2) - torch.lgamma(dof / 2) - 0.5 * torch.log(dof * math.pi)
+    return normaliser - log_scale - (dof + 1) / 2 * torch.log1p(squared_z / dof)
 
 
-def noise_std_maximising_likelihood(sum_squared_residuals, n_rows):
-    """``σ̂ = √(mean_k Σ_i r_ki² / n)``: the ``σ`` maximising ``mean_k Σ_i log N(r_ki; 0, σ²)``.
+def observation_log_likelihood(squared_residuals, noise, target_scale=1.0):
+    """``log p(y_i | f_i)`` elementwise under ``noise``, for targets standardised as ``y_s = (y − m) / s``.
 
-    ``sum_squared_residuals`` holds one sum per posterior sample ``k`` (a chain, a weight draw).
-    The mean over samples is the Monte-Carlo expected log-likelihood of a variational bound, whose
-    other terms do not depend on ``σ``: ``σ̂`` maximises the bound over the noise (type-II maximum
-    likelihood). It is in standardised units.
+    Parameters
+    ----------
+    squared_residuals : Tensor
+        ``r² = (y_s − f)²`` in standardised units, any shape.
+    noise : ObservationNoise
+    target_scale : float
+        ``s``; the ``−log s`` term is the Jacobian that turns a density of ``y_s`` into one of ``y``.
     """
-    return math.sqrt(max(float(torch.as_tensor(sum_squared_residuals).double().mean()) / n_rows, MIN_NOISE_VARIANCE))
+    squared_z = squared_residuals / noise.std**2
+    log_scale = math.log(noise.std * target_scale)
+    if noise.is_gaussian:
+        return diagonal_gaussian_log_density(squared_z, log_scale, 1)
+    return student_t_log_density(squared_z, log_scale, noise.dof)
+
+
+def squared_residuals(log_likelihood, noise_std, target_scale=1.0):
+    """``r²`` recovered from Gaussian log-likelihoods ``log N(y; m + s f, (s σ)²)``, elementwise.
+
+    The inverse of :func:`gaussian_log_likelihood` in the residual: the training criterion's
+    per-row values at its own ``σ`` give the residuals, and through them the likelihood under any
+    other noise.
+    """
+    at_zero_residual = diagonal_gaussian_log_density(0.0, math.log(noise_std * target_scale), 1)
+    return (-2.0 * noise_std**2 * (log_likelihood - at_zero_residual)).clamp_min(0.0)
+
+
+def noise_std_maximising_likelihood(squared_residuals):
+    """``σ̂ = √(mean_ki r_ki²)``: the ``σ`` maximising ``mean_k Σ_i log N(r_ki; 0, σ²)``.
+
+    ``squared_residuals`` has shape ``(K, n)``, one row per posterior sample ``k`` (a chain, a weight
+    draw). The mean over samples is the Monte-Carlo expected log-likelihood of a variational bound,
+    whose other terms do not depend on ``σ``: ``σ̂`` maximises the bound over the noise (type-II
+    maximum likelihood). It is in standardised units, floored at ``√MIN_NOISE_VARIANCE``.
+    """
+    return math.sqrt(max(float(torch.as_tensor(squared_residuals).double().mean()), MIN_NOISE_VARIANCE))
+
+
+def _student_t_mean_log_likelihood_and_gradient(squares, log_std, log_dof):
+    """``mean_ki log St(r_ki; 0, σ, ν)`` and its gradient in ``(log σ, log ν)``, in numpy float64."""
+    std, dof = math.exp(log_std), math.exp(log_dof)
+    squared_z = squares / std**2
+    log_term = np.log1p(squared_z / dof)
+    normaliser = special.gammaln((dof + 1) / 2) - special.gammaln(dof / 2) - 0.5 * math.log(dof * math.pi)
+    value = normaliser - log_std - 0.5 * (dof + 1) * log_term.mean()
+    # ∂/∂log σ = −1 + (ν + 1) z² / (ν + z²);  ∂/∂ν = c'(ν) − ½ log(1 + z²/ν) + (ν + 1) z² / (2ν (ν + z²)).
+    share = (squared_z / (dof + squared_z)).mean()
+    d_normaliser = 0.5 * (special.digamma((dof + 1) / 2) - special.digamma(dof / 2)) - 0.5 / dof
+    d_dof = d_normaliser - 0.5 * log_term.mean() + (dof + 1) * share / (2 * dof)
+    return value, np.array([-1.0 + (dof + 1) * share, dof * d_dof])
+
+
+def student_t_noise_maximising_likelihood(squared_residuals, std=None, start=None):
+    """The Student-t noise maximising ``mean_k Σ_i log St(r_ki; 0, σ, ν)``, ``ν`` in
+    ``[MIN_NOISE_DOF, MAX_NOISE_DOF]``.
+
+    No closed form: L-BFGS-B over ``(log σ, log ν)`` in float64, from ``start`` (the last epoch's
+    noise, say) or else the Gaussian maximiser and ``INITIAL_NOISE_DOF``. The objective is concave in
+    ``log σ`` for each ``ν``, and the tolerances are tight, so the start changes the time taken,
+    not the maximiser. With ``std`` given, ``σ`` stays fixed and only ``ν`` is fitted.
+
+    Parameters
+    ----------
+    squared_residuals : Tensor of shape (K, n)
+        Standardised squared residuals, one row per posterior sample.
+    std : float or None
+        A fixed ``σ``, or ``None`` to fit it.
+    start : ObservationNoise or None
+        Where the search starts (its ``σ`` only where ``σ`` is fitted).
+
+    Returns
+    -------
+    noise : ObservationNoise
+    """
+    squares = torch.as_tensor(squared_residuals, dtype=torch.float64).cpu().numpy()
+    learn_std = std is None
+    if start is None or start.is_gaussian:
+        start = ObservationNoise(noise_std_maximising_likelihood(squares), INITIAL_NOISE_DOF)
+
+    def negative_mean_log_likelihood(x):
+        log_std = x[0] if learn_std else math.log(std)
+        value, gradient = _student_t_mean_log_likelihood_and_gradient(squares, log_std, x[-1])
+        return -value, -(gradient if learn_std else gradient[1:])
+
+    x0 = ([math.log(start.std)] if learn_std else []) + [math.log(start.dof)]
+    min_log_std = 0.5 * math.log(MIN_NOISE_VARIANCE)
+    bounds = ([(min_log_std, None)] if learn_std else []) + [(math.log(MIN_NOISE_DOF), math.log(MAX_NOISE_DOF))]
+    result = minimize(
+        negative_mean_log_likelihood, x0, jac=True, method="L-BFGS-B", bounds=bounds, options=OPTIMISER_TOLERANCES
+    )
+    fitted_std = math.exp(result.x[0]) if learn_std else std
+    return ObservationNoise(std=fitted_std, dof=math.exp(result.x[-1]))
+
+
+#: The search for predictive quantiles stops when no step moves them further than this, in units of
+#: ``σ``; in the worst case (bisection only) after enough halvings for any bracket float64 can hold.
+QUANTILE_TOLERANCE = 1e-9
+MAX_QUANTILE_ITERATIONS = 200
+
+
+def mixture_quantile(means, noise, probability):
+    """The ``probability`` quantile of the mixture ``(1/S) Σ_s p_noise(y − means[s])``, per column.
+
+    The mixture's quantile lies between the smallest and the largest component's. Newton steps on
+    the mixture's CDF, kept inside that bracket (which each step narrows) by bisecting where a step
+    would leave it, converge for every column at once.
+
+    Parameters
+    ----------
+    means : ndarray of shape (S, n)
+        Component means (posterior samples' predictions), standardised units.
+    noise : ObservationNoise
+    probability : float in (0, 1)
+
+    Returns
+    -------
+    quantile : ndarray of shape (n,)
+    """
+    if noise.is_gaussian:
+        component_cdf, component_quantile = special.ndtr, special.ndtri(probability)
+
+        def component_density(z):
+            return np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+    else:
+        dof = noise.dof
+        component_cdf = functools.partial(special.stdtr, dof)
+        component_quantile = special.stdtrit(dof, probability)
+        log_normaliser = special.gammaln((dof + 1) / 2) - special.gammaln(dof / 2) - 0.5 * math.log(dof * math.pi)
+
+        def component_density(z):
+            return np.exp(log_normaliser - 0.5 * (dof + 1) * np.log1p(z * z / dof))
+
+    low = means.min(0) + noise.std * component_quantile
+    high = means.max(0) + noise.std * component_quantile
+    quantile = 0.5 * (low + high)
+    for _ in range(MAX_QUANTILE_ITERATIONS):
+        z = (quantile - means) / noise.std
+        excess = component_cdf(z).mean(0) - probability
+        low, high = np.where(excess < 0, quantile, low), np.where(excess < 0, high, quantile)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            newton = quantile - excess * noise.std / component_density(z).mean(0)
+        inside = (newton >= low) & (newton <= high)
+        following = np.where(inside, newton, 0.5 * (low + high))
+        converged = np.max(np.abs(following - quantile), initial=0.0) <= QUANTILE_TOLERANCE * noise.std
+        quantile = following
+        if converged:
+            break
+    return quantile
 
 
 def categorical_log_likelihood(logits, target):

@@ -377,6 +377,22 @@ class BoundEarlyStopping(MetaEstimatorMixin, BaseEstimator):
         check_is_fitted(self)
         return self.estimator_.predict(X, **predict_params)
 
+    @available_if(_estimator_has("predict_interval"))
+    def predict_interval(self, X, coverage=0.95):
+        """Central predictive intervals of the kept regressor (see its ``predict_interval``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        coverage : float or array-like of floats in (0, 1), default=0.95
+
+        Returns
+        -------
+        intervals : ndarray of shape (n_samples, 2), or (n_samples, 2, n_coverages)
+        """
+        check_is_fitted(self)
+        return self.estimator_.predict_interval(X, coverage=coverage)
+
     @available_if(_estimator_has("predict_proba"))
     def predict_proba(self, X):
         """Class probabilities of the kept model (averaged over its posterior samples).

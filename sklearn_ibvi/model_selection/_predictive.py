@@ -4,16 +4,18 @@ import math
 
 import numpy as np
 from sklearn.base import is_classifier
+from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import column_or_1d
 
 
 def predictive_log_likelihood(estimator, X, y):
     """Log predictive density of each ``(x, y)`` under a fitted estimator (nats per row).
 
-    Classifiers: ``log predict_proba(X)[i, y_i]``. Regressors: the Gaussian with the mean and
-    standard deviation of ``predict(X, return_std=True)`` — exact for one chain or one weight
-    draw, a moment-matched approximation of a mixture over several. Works for pipelines and for
-    fitted searches (their ``best_estimator_``).
+    Classifiers: ``log predict_proba(X)[i, y_i]``. This package's regressors: the exact density of
+    their predictive mixture over posterior samples, with their observation noise (Gaussian or
+    Student-t). Other regressors: the Gaussian with the mean and standard deviation of
+    ``predict(X, return_std=True)``. Works for pipelines, fitted searches (their
+    ``best_estimator_``) and :class:`~sklearn_ibvi.BoundEarlyStopping`.
 
     Parameters
     ----------
@@ -39,9 +41,26 @@ def predictive_log_likelihood(estimator, X, y):
         with np.errstate(divide="ignore"):
             log_proba = np.log(proba[np.arange(len(y)), np.maximum(columns, 0)])
         return np.where(columns >= 0, log_proba, -np.inf)
+    final, final_X = _final_estimator(estimator, X)
+    if hasattr(final, "_log_predictive_density"):
+        return final._log_predictive_density(final_X, y)
     mean, std = estimator.predict(X, return_std=True)
     residual = (y.astype(np.float64) - mean) / std
     return -0.5 * residual**2 - np.log(std) - 0.5 * math.log(2 * math.pi)
+
+
+def _final_estimator(estimator, X):
+    """The estimator that predicts for ``estimator`` (through pipelines, fitted searches and
+    BoundEarlyStopping), with ``X`` as it sees it."""
+    while True:
+        if isinstance(estimator, Pipeline):
+            X, estimator = estimator[:-1].transform(X), estimator[-1]
+        elif hasattr(estimator, "best_estimator_"):
+            estimator = estimator.best_estimator_
+        elif hasattr(estimator, "estimator_") and hasattr(estimator, "best_epoch_"):
+            estimator = estimator.estimator_
+        else:
+            return estimator, X
 
 
 def log_predictive_scorer(estimator, X, y):
@@ -49,7 +68,7 @@ def log_predictive_scorer(estimator, X, y):
 
     The scorer for cross-validating these estimators: their ``score`` is a bound on the
     *training* evidence and means nothing on held-out rows. For classifiers it equals
-    ``-log_loss``; for regressors it is the Gaussian predictive log density.
+    ``-log_loss``; for regressors it is the predictive log density.
 
     Parameters
     ----------
