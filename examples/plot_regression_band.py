@@ -4,12 +4,13 @@ Predictive bands on 1-D data with a gap: IBVI and entropy-SGD chains
 
 Training inputs fill :math:`[-3, -1] \\cup [1, 3]`, targets are :math:`\\sin(x)` plus Gaussian
 noise of standard deviation 0.1. :class:`~sklearn_ibvi.IBVIRegressor` learns a Gaussian
-posterior over the weights and the noise level (``noise_std='auto'``);
-``predict(X, return_std=True)`` returns the predictive mean and a standard deviation that adds
-the spread of ``n_predict_samples`` weight draws to the learned noise. Beside it,
+posterior over the weights and the noise (a Student-t, whose degrees of freedom come out large
+on Gaussian noise); ``predict_interval(X, coverage=0.95)`` returns the central 95 % interval of
+the predictive mixture over ``n_predict_samples`` weight draws, and ``predict(X,
+return_std=True)`` its standard deviation. Beside it,
 :class:`~sklearn_ibvi.EntropySGDRegressor` with ``n_chains=4``: four SGD runs from four prior
-draws, whose spread is its input-dependent part of ``return_std`` (a single chain's standard
-deviation would be the noise level everywhere).
+draws, whose spread is its input-dependent part (a single chain's interval would have the same
+width everywhere).
 
 The bands are plotted on :math:`[-6, 6]`: inside the gap and beyond the data there are no
 observations, and a Bayesian predictive should be less certain there. The printout gives the
@@ -58,14 +59,14 @@ for ax, (name, model) in zip(axes, models.items()):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # bound-validity warnings stay in the model's history
         model.fit(X, y)
-    mean, std = model.predict(grid, return_std=True)
-    ax.fill_between(grid[:, 0], mean - 2 * std, mean + 2 * std, alpha=0.3, label="mean ± 2 std")
+    mean, std, interval = model.predict(grid, return_std=True, coverage=0.95)
+    ax.fill_between(grid[:, 0], interval[:, 0], interval[:, 1], alpha=0.3, label="95 % predictive interval")
     ax.plot(grid[:, 0], mean, label="predictive mean")
     ax.plot(grid[:, 0], np.sin(grid[:, 0]), "k--", lw=1, label="sin(x)")
     ax.scatter(x, y, s=6, color="k", alpha=0.5)
     ax.set(xlabel="x", title=name, ylim=(-4, 4))
     widths = ", ".join(f"{region}: {std[mask].mean():.2f}" for region, mask in regions.items())
-    print(f"{name}: learned noise_std_ = {model.noise_std_:.3f} (truth {NOISE}); "
+    print(f"{name}: learned noise_std_ = {model.noise_std_:.3f} (truth {NOISE}), noise_dof_ = {model.noise_dof_:.3g}; "
           f"bound {model.score(X, y):.3f} nats/sample")
     print(f"    mean predictive std -- {widths}")
 axes[0].set_ylabel("y")
