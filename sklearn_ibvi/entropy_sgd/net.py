@@ -276,10 +276,9 @@ class EntropySGDNet(BoundTrackingNet):
             parts = [
                 -self.criterion_(module(X[start : start + PREDICT_BATCH_SIZE]), y[start : start + PREDICT_BATCH_SIZE])
                 .double()
-                .cpu()
                 for start in range(0, len(X), PREDICT_BATCH_SIZE)
             ]
-        return torch.cat(parts, dim=1)
+        return torch.cat(parts, dim=1).cpu()  # one transfer from the device
 
     def chain_bound_offsets(self):
         """``log p(θ_k) + S_k`` (minus the control variate): the bound less its likelihood term."""

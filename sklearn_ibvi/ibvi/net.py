@@ -159,8 +159,8 @@ class IBVINet(BoundTrackingNet):
             samples = module.sample_weights(n_samples, torch.Generator().manual_seed(self.sample_seed_))
             for start in range(0, len(X), PREDICT_BATCH_SIZE):
                 rows = slice(start, start + PREDICT_BATCH_SIZE)
-                parts.append(-self.criterion_(module(X[rows], samples=samples), y[rows]).double().cpu())
-        return torch.cat(parts, dim=1)
+                parts.append(-self.criterion_(module(X[rows], samples=samples), y[rows]).double())
+        return torch.cat(parts, dim=1).cpu()  # one transfer from the device
 
     def kl_divergence(self):
         """Closed-form ``KL(q ‖ p)`` summed over the variational layers (float; ``inf`` if singular).
