@@ -898,7 +898,8 @@ class BayesianRegressorMixin(RegressorMixin):
             )
         means, noise = outputs.numpy(), self.net_.noise_
         ends = [
-            np.stack([mixture_quantile(means, noise, (1 - level) / 2), mixture_quantile(means, noise, (1 + level) / 2)], 1)
+            np.stack([mixture_quantile(means, noise, (1 - level) / 2),
+                      mixture_quantile(means, noise, (1 + level) / 2)], axis=1)
             for level in levels
         ]
         intervals = np.stack(ends, axis=-1) * self.target_scale_ + self.target_mean_

@@ -68,10 +68,10 @@ class BoundTrackingNet(NeuralNet):
         criterion = self.criterion_
         squares = squared_residuals(log_likelihood, criterion.noise_std, criterion.target_scale)
         if refit_noise and bool(torch.isfinite(squares).all()):  # else the caller reports the divergence
-            fixed_std = None if self.learn_noise else self.noise_.std
             if self.noise_.is_gaussian:
                 self.noise_ = ObservationNoise(noise_std_maximising_likelihood(squares))
             else:
+                fixed_std = None if self.learn_noise else self.noise_.std
                 self.noise_ = student_t_noise_maximising_likelihood(squares, std=fixed_std, start=self.noise_)
         return observation_log_likelihood(squares, self.noise_, criterion.target_scale).sum(-1)
 

@@ -78,9 +78,14 @@ class ObservationNoise:
         return self.std**2 if self.is_gaussian else self.std**2 * self.dof / (self.dof - 2.0)
 
 
+def student_t_log_normaliser(dof):
+    """``c(ν) = log Γ((ν+1)/2) − log Γ(ν/2) − ½ log νπ``: the log density of ``St(0, 1, ν)`` at 0."""
+    return math.lgamma((dof + 1) / 2) - math.lgamma(dof / 2) - 0.5 * math.log(dof * math.pi)
+
+
 def student_t_log_density(squared_z, log_scale, dof):
-    """``log St(r; 0, σ, ν) = log Γ((ν+1)/2) − log Γ(ν/2) − ½ log νπ − log σ − (ν+1)/2 log(1 + z²/ν)``,
-    elementwise, for ``z = r / σ``.
+    """``log St(r; 0, σ, ν) = c(ν) − log σ − (ν+1)/2 log(1 + z²/ν)`` elementwise, for ``z = r / σ``
+    (:func:`student_t_log_normaliser`).
 
     ``dof`` may be a float or a 0-d tensor (differentiable).
     """
@@ -134,9 +139,9 @@ def _student_t_mean_log_likelihood_and_gradient(squares, log_std, log_dof):
     std, dof = math.exp(log_std), math.exp(log_dof)
     squared_z = squares / std**2
     log_term = np.log1p(squared_z / dof)
-    normaliser = special.gammaln((dof + 1) / 2) - special.gammaln(dof / 2) - 0.5 * math.log(dof * math.pi)
-    value = normaliser - log_std - 0.5 * (dof + 1) * log_term.mean()
-    # ∂/∂log σ = −1 + (ν + 1) z² / (ν + z²);  ∂/∂ν = c'(ν) − ½ log(1 + z²/ν) + (ν + 1) z² / (2ν (ν + z²)).
+    value = student_t_log_normaliser(dof) - log_std - 0.5 * (dof + 1) * log_term.mean()
+    # ∂/∂log σ = −1 + (ν + 1) z² / (ν + z²);
+    # ∂/∂ν = c'(ν) − ½ log(1 + z²/ν) + (ν + 1) z² / (2ν (ν + z²)).
     share = (squared_z / (dof + squared_z)).mean()
     d_normaliser = 0.5 * (special.digamma((dof + 1) / 2) - special.digamma(dof / 2)) - 0.5 / dof
     d_dof = d_normaliser - 0.5 * log_term.mean() + (dof + 1) * share / (2 * dof)
@@ -218,7 +223,7 @@ def mixture_quantile(means, noise, probability):
         dof = noise.dof
         component_cdf = functools.partial(special.stdtr, dof)
         component_quantile = special.stdtrit(dof, probability)
-        log_normaliser = special.gammaln((dof + 1) / 2) - special.gammaln(dof / 2) - 0.5 * math.log(dof * math.pi)
+        log_normaliser = student_t_log_normaliser(dof)
 
         def component_density(z):
             return np.exp(log_normaliser - 0.5 * (dof + 1) * np.log1p(z * z / dof))
