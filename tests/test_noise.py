@@ -310,19 +310,22 @@ def test_predict_interval_shapes_and_bad_coverage(sine):
             model.predict_interval(X[:5], coverage=bad)
 
 
-def test_student_t_gradient_is_autograds():
-    """The fit's hand-written gradient in (log σ, log ν) against autograd of the density."""
-    from sklearn_ibvi.math.likelihoods import _student_t_mean_log_likelihood_and_gradient, student_t_log_density
+def test_student_t_gradient_and_hessian_are_autograds():
+    """The noise fit's hand-written derivatives in (log σ, log ν) against autograd of the density."""
+    from sklearn_ibvi.math.likelihoods import _student_t_mean_log_likelihood_derivatives, student_t_log_density
 
     squares = stats.t.rvs(3.0, scale=0.4, size=(2, 300), random_state=3) ** 2
-    for log_std, log_dof in ((-1.0, 1.0), (0.3, 4.0)):
-        params = torch.tensor([log_std, log_dof], dtype=torch.float64, requires_grad=True)
+
+    def mean_log_likelihood(params):
         squared_z = torch.as_tensor(squares) * torch.exp(-2 * params[0])
-        mean = student_t_log_density(squared_z, params[0], torch.exp(params[1])).mean()
-        mean.backward()
-        value, gradient = _student_t_mean_log_likelihood_and_gradient(squares, log_std, log_dof)
-        assert value == pytest.approx(float(mean.detach()), rel=1e-12)
-        np.testing.assert_allclose(gradient, params.grad.numpy(), rtol=1e-10)
+        return student_t_log_density(squared_z, params[0], torch.exp(params[1])).mean()
+
+    for log_std, log_dof in ((-1.0, 1.0), (0.3, 4.0), (-0.9, 12.0)):
+        params = torch.tensor([log_std, log_dof], dtype=torch.float64)
+        value, gradient, hessian = _student_t_mean_log_likelihood_derivatives(squares, log_std, log_dof)
+        assert value == pytest.approx(float(mean_log_likelihood(params)), rel=1e-9)  # lgamma of ~1e5
+        np.testing.assert_allclose(gradient, torch.func.grad(mean_log_likelihood)(params).numpy(), rtol=1e-8, atol=1e-9)
+        np.testing.assert_allclose(hessian, torch.func.hessian(mean_log_likelihood)(params).numpy(), rtol=1e-7, atol=1e-9)
 
 
 def test_early_stopping_passes_intervals_and_the_exact_density_through(sine):
@@ -334,3 +337,13 @@ def test_early_stopping_passes_intervals_and_the_exact_density_through(sine):
     np.testing.assert_allclose(stopped.predict_interval(X[:5], coverage=0.8), kept.predict_interval(X[:5], coverage=0.8))
     np.testing.assert_allclose(stopped.predict(X[:5], coverage=0.8)[1], kept.predict_interval(X[:5], coverage=0.8))
     np.testing.assert_allclose(predictive_log_likelihood(stopped, X, y), kept._log_predictive_density(X, y))
+
+
+def test_student_t_noise_fit_does_not_depend_on_where_it_starts():
+    squares = torch.as_tensor(stats.t.rvs(4.0, scale=0.5, size=(2, 1500), random_state=4) ** 2)
+    reference = student_t_noise_maximising_likelihood(squares)
+    for start in (ObservationNoise(1e-3, MIN_NOISE_DOF), ObservationNoise(100.0, 1e6), ObservationNoise(5.0, 3.0),
+                  ObservationNoise(0.01, 1e5)):
+        fitted = student_t_noise_maximising_likelihood(squares, start=start)
+        assert fitted.std == pytest.approx(reference.std, rel=1e-8)
+        assert fitted.dof == pytest.approx(reference.dof, rel=1e-7)

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from scipy import special
-from scipy.optimize import minimize
 import torch.nn.functional as F
 from torch import nn
 
@@ -29,9 +28,13 @@ MAX_NOISE_DOF = 1e6
 
 #: Where the search for a Student-t noise's ν starts, with σ at the Gaussian maximiser.
 INITIAL_NOISE_DOF = 10.0
-#: L-BFGS-B's stopping rule for the Student-t noise: tight, so that the maximiser found does not
-#: depend on where the search started (the likelihood is flat in ν for near-Gaussian residuals).
-OPTIMISER_TOLERANCES = {"ftol": 1e-15, "gtol": 1e-10, "maxiter": 500}
+#: Newton's method for the Student-t noise stops when its step would move ``(log σ, log ν)`` less
+#: than this: tight, so that the maximiser does not depend on where the search started.
+NOISE_FIT_TOLERANCE = 1e-10
+MAX_NOISE_FIT_STEPS = 100
+#: Its steps are at most this long in ``(log σ, log ν)`` and divide by curvatures at least this large.
+MAX_NOISE_FIT_STEP = 2.0
+MIN_NOISE_FIT_CURVATURE = 1e-12
 
 
 def gaussian_log_likelihood(prediction, target, noise_std, target_scale=1.0):
@@ -134,28 +137,45 @@ def noise_std_maximising_likelihood(squared_residuals):
     return math.sqrt(max(float(torch.as_tensor(squared_residuals).double().mean()), MIN_NOISE_VARIANCE))
 
 
-def _student_t_mean_log_likelihood_and_gradient(squares, log_std, log_dof):
-    """``mean_ki log St(r_ki; 0, σ, ν)`` and its gradient in ``(log σ, log ν)``, in numpy float64."""
+def _student_t_mean_log_likelihood_derivatives(squares, log_std, log_dof):
+    """``mean_ki log St(r_ki; 0, σ, ν)``, its gradient and its Hessian in ``(log σ, log ν)`` (numpy).
+
+    With ``w = z² = r²/σ²`` and ``D = ν + w``, per element:
+    ``∂ℓ/∂log σ = −1 + (ν+1) w/D``, ``∂²ℓ/∂log σ² = −2ν(ν+1) w/D²``, ``∂²ℓ/∂log σ ∂ν = w(w−1)/D²``,
+    ``∂ℓ/∂ν = c'(ν) − ½ log(1 + w/ν) + (ν+1) w/(2νD)`` and
+    ``∂²ℓ/∂ν² = c''(ν) + w/(2νD) − w(ν² + 2ν + w)/(2ν²D²)``; ``∂/∂log ν = ν ∂/∂ν``.
+    """
     std, dof = math.exp(log_std), math.exp(log_dof)
-    squared_z = squares / std**2
-    log_term = np.log1p(squared_z / dof)
+    w = squares / std**2
+    denominator = dof + w
+    log_term = np.log1p(w / dof)
     value = student_t_log_normaliser(dof) - log_std - 0.5 * (dof + 1) * log_term.mean()
-    # ∂/∂log σ = −1 + (ν + 1) z² / (ν + z²);
-    # ∂/∂ν = c'(ν) − ½ log(1 + z²/ν) + (ν + 1) z² / (2ν (ν + z²)).
-    share = (squared_z / (dof + squared_z)).mean()
     d_normaliser = 0.5 * (special.digamma((dof + 1) / 2) - special.digamma(dof / 2)) - 0.5 / dof
+    dd_normaliser = 0.25 * (special.polygamma(1, (dof + 1) / 2) - special.polygamma(1, dof / 2)) + 0.5 / dof**2
+    share = (w / denominator).mean()
+    d_std = -1.0 + (dof + 1) * share
     d_dof = d_normaliser - 0.5 * log_term.mean() + (dof + 1) * share / (2 * dof)
-    return value, np.array([-1.0 + (dof + 1) * share, dof * d_dof])
+    dd_std = -2.0 * dof * (dof + 1) * (w / denominator**2).mean()
+    dd_std_dof = (w * (w - 1) / denominator**2).mean()
+    dd_dof = (
+        dd_normaliser
+        + share / (2 * dof)
+        - (w * (dof**2 + 2 * dof + w) / denominator**2).mean() / (2 * dof**2)
+    )
+    gradient = np.array([d_std, dof * d_dof])
+    hessian = np.array([[dd_std, dof * dd_std_dof], [dof * dd_std_dof, dof**2 * dd_dof + dof * d_dof]])
+    return value, gradient, hessian
 
 
 def student_t_noise_maximising_likelihood(squared_residuals, std=None, start=None):
     """The Student-t noise maximising ``mean_k Σ_i log St(r_ki; 0, σ, ν)``, ``ν`` in
     ``[MIN_NOISE_DOF, MAX_NOISE_DOF]``.
 
-    No closed form: L-BFGS-B over ``(log σ, log ν)`` in float64, from ``start`` (the last epoch's
-    noise, say) or else the Gaussian maximiser and ``INITIAL_NOISE_DOF``. The objective is concave in
-    ``log σ`` for each ``ν``, and the tolerances are tight, so the start changes the time taken,
-    not the maximiser. With ``std`` given, ``σ`` stays fixed and only ``ν`` is fitted.
+    No closed form: Newton's method over ``(log σ, log ν)`` in float64 with the exact Hessian
+    (its eigenvalues made negative where the likelihood is not concave), steps halved until the
+    likelihood does not fall, and coordinates held at a bound the gradient pushes against. It starts
+    from ``start`` (the last epoch's noise, say) or else the Gaussian maximiser and
+    ``INITIAL_NOISE_DOF``. With ``std`` given, ``σ`` stays fixed and only ``ν`` is fitted.
 
     Parameters
     ----------
@@ -171,23 +191,40 @@ def student_t_noise_maximising_likelihood(squared_residuals, std=None, start=Non
     noise : ObservationNoise
     """
     squares = torch.as_tensor(squared_residuals, dtype=torch.float64).cpu().numpy()
-    learn_std = std is None
+    learned = np.array([std is None, True])
     if start is None or start.is_gaussian:
         start = ObservationNoise(noise_std_maximising_likelihood(squares), INITIAL_NOISE_DOF)
-
-    def negative_mean_log_likelihood(x):
-        log_std = x[0] if learn_std else math.log(std)
-        value, gradient = _student_t_mean_log_likelihood_and_gradient(squares, log_std, x[-1])
-        return -value, -(gradient if learn_std else gradient[1:])
-
-    x0 = ([math.log(start.std)] if learn_std else []) + [math.log(start.dof)]
-    min_log_std = 0.5 * math.log(MIN_NOISE_VARIANCE)
-    bounds = ([(min_log_std, None)] if learn_std else []) + [(math.log(MIN_NOISE_DOF), math.log(MAX_NOISE_DOF))]
-    result = minimize(
-        negative_mean_log_likelihood, x0, jac=True, method="L-BFGS-B", bounds=bounds, options=OPTIMISER_TOLERANCES
-    )
-    fitted_std = math.exp(result.x[0]) if learn_std else std
-    return ObservationNoise(std=fitted_std, dof=math.exp(result.x[-1]))
+    lower = np.array([0.5 * math.log(MIN_NOISE_VARIANCE), math.log(MIN_NOISE_DOF)])
+    upper = np.array([math.inf, math.log(MAX_NOISE_DOF)])
+    x = np.clip([math.log(start.std if std is None else std), math.log(start.dof)], lower, upper)
+    value, gradient, hessian = _student_t_mean_log_likelihood_derivatives(squares, *x)
+    for _ in range(MAX_NOISE_FIT_STEPS):
+        free = learned & ~((x <= lower) & (gradient < 0)) & ~((x >= upper) & (gradient > 0))
+        if not free.any():
+            break
+        g, h = gradient[free], hessian[np.ix_(free, free)]
+        # Newton's step with the Hessian's eigenvalues made negative (|λ|, floored): the plain step
+        # where the likelihood is concave, an ascent direction where it is not (as on the
+        # near-Gaussian plateau of large ν, whose gradient in log ν vanishes but points the way).
+        eigenvalues, eigenvectors = np.linalg.eigh(h)
+        curvature = np.maximum(np.abs(eigenvalues), MIN_NOISE_FIT_CURVATURE)
+        direction = np.zeros(2)
+        direction[free] = eigenvectors @ ((eigenvectors.T @ g) / curvature)
+        size = np.max(np.abs(direction))
+        if size <= NOISE_FIT_TOLERANCE and np.all(eigenvalues < 0):
+            break  # converged
+        direction *= min(1.0, MAX_NOISE_FIT_STEP / max(size, 1e-300))
+        step = 1.0
+        while step > 1e-12:
+            candidate = np.clip(x + step * direction, lower, upper)
+            derivatives = _student_t_mean_log_likelihood_derivatives(squares, *candidate)
+            if derivatives[0] >= value:
+                break
+            step *= 0.5
+        else:
+            break  # no step gains: a maximum up to rounding
+        x, (value, gradient, hessian) = candidate, derivatives
+    return ObservationNoise(std=math.exp(x[0]), dof=math.exp(x[1]))
 
 
 #: The search for predictive quantiles stops when no step moves them further than this, in units of
