@@ -29,8 +29,12 @@ MAX_NOISE_DOF = 1e6
 #: Where the search for a Student-t noise's ν starts, with σ at the Gaussian maximiser.
 INITIAL_NOISE_DOF = 10.0
 #: Newton's method for the Student-t noise stops when its step would move ``(log σ, log ν)`` less
-#: than this: tight, so that the maximiser does not depend on where the search started.
+#: than this, or after a step that promised to raise the mean log-likelihood per residual less
+#: than the second (rounding of the log-gamma terms is ~1e-13 at ν ~ 300): tight, so that the
+#: maximiser does not depend on where the search started; steps are halved at most the third.
 NOISE_FIT_TOLERANCE = 1e-10
+NOISE_FIT_GAIN_TOLERANCE = 1e-12
+MAX_NOISE_FIT_HALVINGS = 30
 MAX_NOISE_FIT_STEPS = 100
 #: Its steps are at most this long in ``(log σ, log ν)`` and divide by curvatures at least this large.
 MAX_NOISE_FIT_STEP = 2.0
@@ -213,17 +217,19 @@ def student_t_noise_maximising_likelihood(squared_residuals, std=None, start=Non
         size = np.max(np.abs(direction))
         if size <= NOISE_FIT_TOLERANCE and np.all(eigenvalues < 0):
             break  # converged
+        # The last step: one that promises less gain than rounding can resolve (flat in log ν).
+        last = g @ direction[free] <= NOISE_FIT_GAIN_TOLERANCE
         direction *= min(1.0, MAX_NOISE_FIT_STEP / max(size, 1e-300))
-        step = 1.0
-        while step > 1e-12:
-            candidate = np.clip(x + step * direction, lower, upper)
+        for halvings in range(MAX_NOISE_FIT_HALVINGS):
+            candidate = np.clip(x + 0.5**halvings * direction, lower, upper)
             derivatives = _student_t_mean_log_likelihood_derivatives(squares, *candidate)
             if derivatives[0] >= value:
+                x, (value, gradient, hessian) = candidate, derivatives
                 break
-            step *= 0.5
         else:
             break  # no step gains: a maximum up to rounding
-        x, (value, gradient, hessian) = candidate, derivatives
+        if last:
+            break
     return ObservationNoise(std=math.exp(x[0]), dof=math.exp(x[1]))
 
 
