@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy import special
 import torch.nn.functional as F
+from scipy import special
 from torch import nn
 
 from .gaussian import diagonal_gaussian_log_density
