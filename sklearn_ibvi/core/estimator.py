@@ -873,7 +873,8 @@ class BayesianRegressorMixin(RegressorMixin):
 
         The predictive distribution is the mixture, over the posterior samples (IBVI's
         ``n_predict_samples`` weight draws, entropy-SGD's chains), of the observation noise
-        (Gaussian or Student-t) around each sample's mean; its quantiles are found by bisection.
+        (Gaussian or Student-t) around each sample's mean; its quantiles are found by Newton steps on
+        its CDF, kept inside a bisection bracket.
         In a ``Pipeline``, call ``predict(X, coverage=...)``, which returns the mean with them.
 
         Parameters

@@ -176,7 +176,8 @@ class IBVINet(BoundTrackingNet):
         Keys: ``expected_log_likelihood`` (Monte-Carlo mean over ``max(n_bound_samples, 1)``
         draws), ``bound_se`` (its standard error, NaN with one draw), ``kl_divergence`` and
         ``bound`` (NaN when the KL is infinite). With ``refit_noise`` a learned noise is first
-        set to the maximiser of the expected log-likelihood, ``σ² = E_q[mean residual²]``.
+        set to the maximiser of the expected log-likelihood (``σ² = E_q[mean residual²]`` for
+        Gaussian noise).
         """
         kl = self.kl_divergence()
         if not math.isfinite(kl) and not (refit_noise and self.refits_noise):  # no bound: spare the pass

@@ -41,7 +41,7 @@ def predictive_log_likelihood(estimator, X, y):
         with np.errstate(divide="ignore"):
             log_proba = np.log(proba[np.arange(len(y)), np.maximum(columns, 0)])
         return np.where(columns >= 0, log_proba, -np.inf)
-    final, final_X = _final_estimator(estimator, X)
+    final, final_X = final_estimator(estimator, X)
     if hasattr(final, "_log_predictive_density"):
         return final._log_predictive_density(final_X, y)
     mean, std = estimator.predict(X, return_std=True)
@@ -49,14 +49,13 @@ def predictive_log_likelihood(estimator, X, y):
     return -0.5 * residual**2 - np.log(std) - 0.5 * math.log(2 * math.pi)
 
 
-def _final_estimator(estimator, X):
-    """The estimator that predicts for ``estimator`` (through pipelines, fitted searches and
-    BoundEarlyStopping), with ``X`` as it sees it."""
+def final_estimator(estimator, X=None):
+    """The fitted estimator inside pipelines and BoundEarlyStopping, with ``X`` (when given) as it
+    sees it: transformed by the pipelines' earlier steps."""
     while True:
         if isinstance(estimator, Pipeline):
-            X, estimator = estimator[:-1].transform(X), estimator[-1]
-        elif hasattr(estimator, "best_estimator_"):
-            estimator = estimator.best_estimator_
+            X = None if X is None else estimator[:-1].transform(X)
+            estimator = estimator[-1]
         elif hasattr(estimator, "estimator_") and hasattr(estimator, "best_epoch_"):
             estimator = estimator.estimator_
         else:

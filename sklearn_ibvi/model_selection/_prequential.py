@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 
+from ._predictive import final_estimator
+
 
 def prequential_log_evidence(features, y, prior_var, noise_var, batch_size=1):
     """Prequential log-likelihood of Bayesian linear regression with exact sequential updating.
@@ -55,17 +57,6 @@ def prequential_log_evidence(features, y, prior_var, noise_var, batch_size=1):
     return float(total)
 
 
-def _bayesian_estimator(estimator):
-    """The fitted sklearn_ibvi estimator inside a pipeline and/or a BoundEarlyStopping."""
-    while True:
-        if hasattr(estimator, "steps"):
-            estimator = estimator.steps[-1][1]
-        elif hasattr(estimator, "estimator_") and hasattr(estimator, "best_epoch_"):
-            estimator = estimator.estimator_
-        else:
-            return estimator
-
-
 def prequential_log_likelihood(estimator):
     """The first epoch's prequential log-likelihood of a fitted estimator (nats, whole data).
 
@@ -81,7 +72,7 @@ def prequential_log_likelihood(estimator):
     -------
     log_likelihood : float
     """
-    history = getattr(_bayesian_estimator(estimator), "history_", None)
+    history = getattr(final_estimator(estimator)[0], "history_", None)
     if history is None or len(history) == 0 or "prequential_log_likelihood" not in history[0]:
         raise TypeError(
             f"{type(estimator).__name__} records no 'prequential_log_likelihood' in a training "
