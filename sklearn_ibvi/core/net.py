@@ -56,15 +56,17 @@ class BoundTrackingNet(NeuralNet):
         return self.noise_ is not None and (self.learn_noise or not self.noise_.is_gaussian)
 
     def observed_log_likelihood(self, log_likelihood, refit_noise=False):
-        """Full-data log-likelihood per posterior sample under the noise in force, shape ``(K,)``.
+        """Log-likelihood of every row under every posterior sample, under the noise in force,
+        shape ``(K, n)``.
 
         ``log_likelihood`` of shape ``(K, n)`` holds each row's value under each posterior sample
         (chain or weight draw), as the criterion computed it. With ``refit_noise``, a learned noise
         is first set to the maximiser of their mean over samples (what the end of an epoch does);
-        ``score`` evaluates at the noise in force without refitting. Other likelihoods are summed.
+        ``score`` evaluates at the noise in force without refitting. Other likelihoods are
+        returned as they are.
         """
         if not self.refits_noise:  # classification, or the criterion's own fixed Gaussian noise
-            return log_likelihood.sum(-1)
+            return log_likelihood
         criterion = self.criterion_
         squares = squared_residuals(log_likelihood, criterion.noise_std, criterion.target_scale)
         if refit_noise and bool(torch.isfinite(squares).all()):  # else the caller reports the divergence
@@ -73,7 +75,7 @@ class BoundTrackingNet(NeuralNet):
             else:
                 fixed_std = None if self.learn_noise else self.noise_.std
                 self.noise_ = student_t_noise_maximising_likelihood(squares, std=fixed_std, start=self.noise_)
-        return observation_log_likelihood(squares, self.noise_, criterion.target_scale).sum(-1)
+        return observation_log_likelihood(squares, self.noise_, criterion.target_scale)
 
     def record_noise(self):
         """History columns ``noise_std`` (in units of ``y``) and ``noise_dof`` of regression nets."""

@@ -62,7 +62,7 @@ class _EntropySGDEstimator(BayesianNetEstimator):
             )
         device = next(self.net_.module_.parameters()).device
         log_lik = self.net_.chain_log_likelihood(X.to(device), y.to(device))
-        log_lik = self.net_.observed_log_likelihood(log_lik)
+        log_lik = self.net_.observed_log_likelihood(log_lik).sum(-1)
         return float((log_lik + self.net_.chain_bound_offsets()).mean())
 
 

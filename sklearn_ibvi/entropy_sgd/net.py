@@ -297,7 +297,7 @@ class EntropySGDNet(BoundTrackingNet):
             raise self.diverged("log-likelihood")
         # Neither the path nor the entropy depends on the noise (α H does not): the bound's
         # optimum in the noise is the likelihood term's, given this epoch's weights.
-        log_lik = self.observed_log_likelihood(log_lik, refit_noise=True)
+        log_lik = self.observed_log_likelihood(log_lik, refit_noise=True).sum(-1)
         self.record_noise()
         with torch.no_grad():
             prior_term = log_prior(self.module_.flat(), self.module_.prior_std).cpu()

@@ -43,11 +43,12 @@ class _IBVIEstimator(BayesianNetEstimator):
         "momentum": [Interval(Real, 0, 1, closed="left")],
         "n_predict_samples": [Interval(Integral, 1, None, closed="left")],
         "n_bound_samples": [Interval(Integral, 0, None, closed="left")],
+        "bound_rows": [Interval(Integral, 2, None, closed="left"), None],
         "callbacks": [list, None],
     }
 
-    # How many draws estimate the bound is not part of the model: it may change between continuations.
-    _continuable_params = BayesianNetEstimator._continuable_params | {"n_bound_samples"}
+    # How the bound is estimated is not part of the model: it may change between continuations.
+    _continuable_params = BayesianNetEstimator._continuable_params | {"n_bound_samples", "bound_rows"}
 
     def _held_out_params(self):
         """No per-epoch ELBO, and held-out rows scored under at most
@@ -59,6 +60,7 @@ class _IBVIEstimator(BayesianNetEstimator):
     def _continue_with_current_schedule(self, net, n_samples):
         super()._continue_with_current_schedule(net, n_samples)
         net.n_bound_samples = self.n_bound_samples
+        net.bound_rows = self.bound_rows
 
     def _build_net(self, module, n_samples, likelihood, device):
         return IBVINet(
@@ -73,6 +75,7 @@ class _IBVIEstimator(BayesianNetEstimator):
             **self._common_net_params(n_samples, likelihood, device),
             optimizer__momentum=self.momentum,
             n_bound_samples=self.n_bound_samples,
+            bound_rows=self.bound_rows,
         )
 
     def _sample_outputs(self, X):
@@ -139,6 +142,12 @@ _SHARED_PARAMETERS_DOC = """
     n_bound_samples : int, default=1
         Weight draws of the bound's expected log-likelihood, evaluated after every epoch; each
         costs a pass over the training set, and 0 skips it. See :ref:`ibvi_prediction`.
+    bound_rows : int or None, default=512
+        Training rows the per-epoch bound is evaluated on. On a larger training set it is
+        estimated, without bias, from a fixed random subset of this many rows (the same rows at
+        every epoch); ``history_`` column ``likelihood_subsampling_se`` is the standard error this
+        adds. ``None`` evaluates every row. ``score`` always evaluates the rows it is given.
+        See :ref:`the IBVI guide <ibvi_bound_cost>`.
     callbacks : list of skorch callbacks, default=None
         Extra skorch callbacks, e.g. ``LRScheduler`` (it keeps the μP multipliers).
     device : str, default='auto'
@@ -173,14 +182,18 @@ _SHARED_ATTRIBUTES_DOC = """
         ``mean``, ``cov_factor``/``cov_diag_scale`` and the prior in ``*_init`` buffers).
     history_ : skorch.History
         Per epoch: ``bound``, ``expected_log_likelihood``, ``kl_divergence``, ``bound_se``
-        (Monte-Carlo standard error, NaN with one draw), ``train_loss`` (the epoch's mean
+        (Monte-Carlo standard error over the weight draws, NaN with one draw),
+        ``likelihood_subsampling_se`` (the standard error of estimating from ``bound_rows``
+        rows, 0 when all were used), ``train_loss`` (the epoch's mean
         one-sample training NLL, nats/sample), ``prequential_log_likelihood`` (sum over the
         epoch's minibatches of ``log p(y_b | X_b, w)`` under the step's single draw ``w ~ q``
         *before* the step: a one-sample estimate of the online code length).
     bound_curve_ : ndarray of shape (n_epochs,)
-        ELBO (nats, whole training set) after each epoch; NaN for a singular ``'lowrank'`` family.
+        ELBO (nats, whole training set) after each epoch, estimated from ``bound_rows`` rows on a
+        larger training set; NaN for a singular ``'lowrank'`` family.
     bound_ : float
-        The final bound; ``score(X_train, y_train) == bound_ / n_samples``.
+        The final bound. ``score(X_train, y_train)`` evaluates every row, so it equals
+        ``bound_ / n_samples`` up to ``likelihood_subsampling_se / n_samples``.
     n_epochs_ : int
     input_mean_, input_scale_ : ndarray of shape (n_features,) or None
         The map ``x ↦ (x − input_mean_) / input_scale_`` applied to the inputs; ``None`` when
@@ -271,6 +284,7 @@ class IBVIRegressor(BayesianRegressorMixin, _IBVIEstimator):
         max_epochs=100,
         n_predict_samples=32,
         n_bound_samples=1,
+        bound_rows=512,
         noise_std="auto",
         noise="student_t",
         callbacks=None,
@@ -295,6 +309,7 @@ class IBVIRegressor(BayesianRegressorMixin, _IBVIEstimator):
         self.max_epochs = max_epochs
         self.n_predict_samples = n_predict_samples
         self.n_bound_samples = n_bound_samples
+        self.bound_rows = bound_rows
         self.noise_std = noise_std
         self.noise = noise
         self.callbacks = callbacks
@@ -365,6 +380,7 @@ class IBVIClassifier(BayesianClassifierMixin, _IBVIEstimator):
         max_epochs=100,
         n_predict_samples=32,
         n_bound_samples=1,
+        bound_rows=512,
         callbacks=None,
         device="auto",
         random_state=None,
@@ -387,6 +403,7 @@ class IBVIClassifier(BayesianClassifierMixin, _IBVIEstimator):
         self.max_epochs = max_epochs
         self.n_predict_samples = n_predict_samples
         self.n_bound_samples = n_bound_samples
+        self.bound_rows = bound_rows
         self.callbacks = callbacks
         self.device = device
         self.random_state = random_state

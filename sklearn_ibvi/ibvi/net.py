@@ -12,7 +12,8 @@ do not constrain. What is reported is the evidence lower bound of the trained ``
     bound = E_q[log p(y | X, w)] − KL(q ‖ p),
 
 the expectation by Monte Carlo over a fixed set of weight draws (common random numbers, so the
-per-epoch curve is smooth), the KL in closed form. Point-estimate layers make the bound
+per-epoch curve is smooth) and, on large training sets, over a fixed random subset of the rows
+(:mod:`sklearn_ibvi.math.subsampling`), the KL in closed form. Point-estimate layers make the bound
 conditional on them; with ``variational_layers='all'`` it bounds the whole model's evidence.
 """
 
@@ -22,9 +23,11 @@ import numpy as np
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
+from ..core.batches import HostRows
 from ..core.estimator import PREDICT_BATCH_SIZE
 from ..core.net import BoundTrackingNet
 from ..exceptions import warn_at_caller
+from ..math.subsampling import row_subset, subsampled_total
 from ..networks.conversion import VariationalNetwork
 from ..networks.variational import VariationalLinear, WeightSamples
 
@@ -83,6 +86,11 @@ class IBVINet(BoundTrackingNet):
         Weight draws of the Monte-Carlo expected log-likelihood in the end-of-epoch bound. The
         draws are the same at every epoch (seed ``sample_seed_``), so the curve is smooth. 0 skips
         the end-of-epoch bound (its columns are NaN); :meth:`evidence_lower_bound` then uses one.
+    bound_rows : int or None
+        Training rows the end-of-epoch bound is evaluated on: with more rows than this, a fixed
+        uniform subset of this many (drawn from ``sample_seed_``) whose sum, scaled by ``n / m``,
+        estimates the expected log-likelihood without bias
+        (:func:`~sklearn_ibvi.math.subsampling.subsampled_total`); ``None`` uses every row.
 
     Attributes
     ----------
@@ -97,9 +105,10 @@ class IBVINet(BoundTrackingNet):
     ``lr × lr_multiplier_i``.
     """
 
-    def __init__(self, *args, n_bound_samples=1, **kwargs):
+    def __init__(self, *args, n_bound_samples=1, bound_rows=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.n_bound_samples = n_bound_samples
+        self.bound_rows = bound_rows
 
     def initialize_module(self):
         super().initialize_module()
@@ -170,44 +179,61 @@ class IBVINet(BoundTrackingNet):
         with torch.no_grad():
             return float(self.module_.kl_divergence(getattr(self, "_prior_precisions", None)))
 
-    def evidence_lower_bound(self, X, y, refit_noise=False):
+    def evidence_lower_bound(self, X, y, refit_noise=False, n_rows=None):
         """``E_q[log p(y | X, w)] − KL(q ‖ p)`` and its parts, as a dict of floats (nats).
 
         Keys: ``expected_log_likelihood`` (Monte-Carlo mean over ``max(n_bound_samples, 1)``
-        draws), ``bound_se`` (its standard error, NaN with one draw), ``kl_divergence`` and
-        ``bound`` (NaN when the KL is infinite). With ``refit_noise`` a learned noise is first
-        set to the maximiser of the expected log-likelihood (``σ² = E_q[mean residual²]`` for
-        Gaussian noise).
+        draws), ``bound_se`` (its standard error over the draws, NaN with one draw),
+        ``likelihood_subsampling_se``, ``kl_divergence`` and ``bound`` (NaN when the KL is
+        infinite). With ``refit_noise`` a learned noise is first set to the maximiser of the
+        expected log-likelihood (``σ² = E_q[mean residual²]`` for Gaussian noise).
+
+        With ``n_rows`` larger than ``len(X)``, ``X, y`` are a uniform subset of ``n_rows`` rows,
+        the expected log-likelihood is the unbiased estimate of theirs
+        (:func:`~sklearn_ibvi.math.subsampling.subsampled_total`) and
+        ``likelihood_subsampling_se`` the standard error the subset adds (0 for all rows).
         """
         kl = self.kl_divergence()
         if not math.isfinite(kl) and not (refit_noise and self.refits_noise):  # no bound: spare the pass
             nan = float("nan")
-            return {"expected_log_likelihood": nan, "kl_divergence": kl, "bound": nan, "bound_se": nan}
+            return dict.fromkeys(("expected_log_likelihood", "bound", "bound_se", "likelihood_subsampling_se"), nan) | {
+                "kl_divergence": kl
+            }
         log_lik = self.sampled_log_likelihood(X, y, max(self.n_bound_samples, 1))
         log_lik = self.observed_log_likelihood(log_lik, refit_noise=refit_noise)
-        expected_log_likelihood = float(log_lik.mean())
-        n = len(log_lik)
-        se = float(log_lik.std() / math.sqrt(n)) if n > 1 else float("nan")
+        totals, subsampling_se = subsampled_total(log_lik, len(X) if n_rows is None else n_rows)
+        expected_log_likelihood = float(totals.mean())
+        n = len(totals)
+        se = float(totals.std() / math.sqrt(n)) if n > 1 else float("nan")
         bound = expected_log_likelihood - kl if math.isfinite(kl) else float("nan")
         return {
             "expected_log_likelihood": expected_log_likelihood,
             "kl_divergence": kl,
             "bound": bound,
             "bound_se": se,
+            "likelihood_subsampling_se": subsampling_se,
         }
+
+    def bound_subset(self, X, y):
+        """The rows the end-of-epoch bound is evaluated on: all of ``X, y``, or the fixed subset of
+        ``bound_rows`` of them (the same rows at every epoch of a training set of this size)."""
+        index = None if self.bound_rows is None else row_subset(len(X), self.bound_rows, self.sample_seed_)
+        if index is None:
+            return X, y
+        return X[index if isinstance(X, HostRows) else index.to(X.device)], y[index.to(y.device)]
 
     def on_epoch_end(self, net, **kwargs):
         super().on_epoch_end(net, **kwargs)
         data = self._train_batches
+        X, y = self.bound_subset(data.X, data.y)
         if self.n_bound_samples == 0:
-            columns = ("expected_log_likelihood", "kl_divergence", "bound", "bound_se")
+            columns = ("expected_log_likelihood", "kl_divergence", "bound", "bound_se", "likelihood_subsampling_se")
             parts = dict.fromkeys(columns, float("nan"))
             if self.refits_noise:
                 # Predictions need the noise even where the bound is not tracked: one draw.
-                log_lik = self.sampled_log_likelihood(data.X, data.y, 1)
-                self.observed_log_likelihood(log_lik, refit_noise=True)
+                self.observed_log_likelihood(self.sampled_log_likelihood(X, y, 1), refit_noise=True)
         else:
-            parts = self.evidence_lower_bound(data.X, data.y, refit_noise=True)
+            parts = self.evidence_lower_bound(X, y, refit_noise=True, n_rows=len(data.X))
             if math.isfinite(parts["kl_divergence"]) and not math.isfinite(parts["expected_log_likelihood"]):
                 raise self.diverged("log-likelihood")
         self.record_noise()
