@@ -39,6 +39,9 @@ SKLEARN_SGD = "(a) sklearn MLPClassifier, 64-256-256-10"
 UNTRACKED = "(b) EntropySGDClassifier, tracking off"
 SMALL_UNTRACKED = "(e) small net 64-16-10, tracking off"
 SKLEARN_MOMENTUM = "(f) sklearn MLPClassifier, momentum 0.9"
+IBVI_DEFAULTS = "(g) IBVIClassifier, defaults (per-epoch bound on 512 rows)"
+IBVI_ALL_ROWS = "(g') IBVIClassifier, per-epoch bound on every row (bound_rows=None)"
+IBVI_NO_BOUND = "(g'') IBVIClassifier, no per-epoch bound"
 
 #: Seed of the tracking's own random draws in the next fit (see the module docstring).
 _bookkeeping_seed = [0]
@@ -73,9 +76,10 @@ def configurations(epochs, batch_size, lr, ibvi_lr):
         SMALL_UNTRACKED: lambda: EntropySGDClassifier(small, entropy=None, **common),
         "(d) small net 64-16-10, exact tracking": lambda: EntropySGDClassifier(small, entropy="exact", **common),
         SKLEARN_MOMENTUM: lambda: MLPClassifier(big, **sk_momentum),
-        "(g) IBVIClassifier, defaults (bound every epoch)": lambda: IBVIClassifier(big, **ibvi),
-        "(g') IBVIClassifier, no per-epoch bound": lambda: IBVIClassifier(big, n_bound_samples=0, **ibvi),
-        "(g'') IBVIClassifier, covariance='diagonal'": lambda: IBVIClassifier(big, covariance="diagonal", **ibvi),
+        IBVI_DEFAULTS: lambda: IBVIClassifier(big, **ibvi),
+        IBVI_ALL_ROWS: lambda: IBVIClassifier(big, bound_rows=None, **ibvi),
+        IBVI_NO_BOUND: lambda: IBVIClassifier(big, n_bound_samples=0, **ibvi),
+        "(g''') IBVIClassifier, covariance='diagonal'": lambda: IBVIClassifier(big, covariance="diagonal", **ibvi),
     }
 
 
