@@ -23,6 +23,7 @@ from sklearn.preprocessing import StandardScaler
 
 from sklearn_ibvi import BoundUndefinedError, IBVIClassifier, IBVIRegressor, TrainingDivergedError
 from sklearn_ibvi.core import estimator as _base
+from sklearn_ibvi.math.subsampling import row_subset
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +52,9 @@ def small_classifier(**params):
 N_SAMPLES, N_FEATURES, NOISE_STD, EPOCHS = 40, 4, 0.5, 25
 
 
-@pytest.fixture(scope="module")
-def linear_gaussian():
-    """A linear model with a diagonal Gaussian on [w, b], fitted one epoch at a time."""
+def fit_linear_gaussian(**params):
+    """A linear model with a diagonal Gaussian on [w, b], fitted one epoch at a time; the layer's
+    state after every epoch."""
     X, y = make_regression(N_SAMPLES, N_FEATURES, noise=20.0, random_state=0)
     X = X.astype(np.float32)
     model = IBVIRegressor(
@@ -67,7 +68,7 @@ def linear_gaussian():
         n_bound_samples=64,
         standardize_inputs=False,  # the closed forms are of the model linear in X itself
         random_state=0,
-    )
+    ).set_params(**params)
     states = []
     for _ in range(EPOCHS):
         with warnings.catch_warnings():  # the first epochs do not beat a constant yet, and say so
@@ -78,15 +79,29 @@ def linear_gaussian():
     return X, y, model, states
 
 
-def closed_form_elbo(Phi, y_s, mean, scale, prior_mean, prior_scale):
-    """E_q[log N(y_s; Φw, σ²I)] − KL(N(mean, diag scale²) ‖ N(prior_mean, diag prior_scale²))."""
+@pytest.fixture(scope="module")
+def linear_gaussian():
+    return fit_linear_gaussian()
+
+
+def closed_form_expected_log_likelihood(Phi, y_s, mean, scale):
+    """E_q[log N(y_s; Φw, σ²I)] for q = N(mean, diag scale²)."""
     residual = y_s - Phi @ mean
-    expected_log_lik = -0.5 * len(y_s) * np.log(2 * np.pi * NOISE_STD**2) - (
+    return -0.5 * len(y_s) * np.log(2 * np.pi * NOISE_STD**2) - (
         residual @ residual + np.sum((Phi**2) @ scale**2)
     ) / (2 * NOISE_STD**2)
+
+
+def closed_form_kl(mean, scale, prior_mean, prior_scale):
+    """KL(N(mean, diag scale²) ‖ N(prior_mean, diag prior_scale²))."""
     var, prior_var = scale**2, prior_scale**2
-    kl = 0.5 * np.sum((var + (mean - prior_mean) ** 2) / prior_var - 1 + np.log(prior_var / var))
-    return expected_log_lik - kl
+    return 0.5 * np.sum((var + (mean - prior_mean) ** 2) / prior_var - 1 + np.log(prior_var / var))
+
+
+def closed_form_elbo(Phi, y_s, mean, scale, prior_mean, prior_scale):
+    return closed_form_expected_log_likelihood(Phi, y_s, mean, scale) - closed_form_kl(
+        mean, scale, prior_mean, prior_scale
+    )
 
 
 def test_linear_gaussian_bound_is_the_closed_form_elbo_and_never_exceeds_the_evidence(linear_gaussian):
@@ -111,6 +126,41 @@ def test_linear_gaussian_bound_is_the_closed_form_elbo_and_never_exceeds_the_evi
     assert np.all(elbos <= evidence)
     assert np.all(estimate <= evidence + 3 * standard_error)
     assert elbos[-1] > elbos[0]  # training moved q towards the data: the bound is not vacuous
+
+
+def test_a_bound_on_a_row_subset_is_the_closed_form_on_those_rows_scaled_and_unbiased_for_all(linear_gaussian):
+    """With ``bound_rows`` below the data the per-epoch bound is (n/m)·(expected log-likelihood of
+    the subset's rows) − KL, by the same closed form; the subset is fixed, and the estimate stays
+    within its two standard errors of the all-row ELBO and below the evidence."""
+    n_kept = N_SAMPLES // 2
+    X, y, model, states = fit_linear_gaussian(bound_rows=n_kept)
+    for state, reference in zip(states, linear_gaussian[3]):  # the bound does not steer training
+        np.testing.assert_array_equal(state["mean"], reference["mean"])
+    y_s = (y - y.mean()) / y.std()
+    Phi = np.hstack([X.astype(np.float64), np.ones((N_SAMPLES, 1))])
+    jacobian = -N_SAMPLES * np.log(y.std())
+    prior_mean, prior_scale = states[0]["mean_init"], states[0]["cov_diag_scale_init"]
+    rows = row_subset(N_SAMPLES, n_kept, model.net_.sample_seed_).numpy()
+    on_subset = jacobian + np.array([
+        N_SAMPLES / n_kept * closed_form_expected_log_likelihood(Phi[rows], y_s[rows], s["mean"], s["cov_diag_scale"])
+        - closed_form_kl(s["mean"], s["cov_diag_scale"], prior_mean, prior_scale)
+        for s in states
+    ])
+    elbos = jacobian + np.array(
+        [closed_form_elbo(Phi, y_s, s["mean"], s["cov_diag_scale"], prior_mean, prior_scale) for s in states]
+    )
+    history = model.history_
+    estimate, mc_se = model.bound_curve_, np.asarray(history[:, "bound_se"])
+    subsampling_se = np.asarray(history[:, "likelihood_subsampling_se"])
+    assert np.all(subsampling_se > 0) and np.all(mc_se > 0)
+    assert np.all(np.abs(estimate - on_subset) < 4 * mc_se)
+    combined = np.hypot(mc_se, subsampling_se)
+    assert np.all(np.abs(estimate - elbos) < 4 * combined)
+    evidence = jacobian + multivariate_normal.logpdf(
+        y_s, Phi @ prior_mean, Phi @ np.diag(prior_scale**2) @ Phi.T + NOISE_STD**2 * np.eye(N_SAMPLES)
+    )
+    assert np.all(estimate <= evidence + 3 * combined)
+    assert model.score(X, y) == pytest.approx(elbos[-1] / N_SAMPLES, abs=4 * mc_se[-1] / N_SAMPLES)
 
 
 def test_score_on_the_training_data_is_the_final_bound_per_sample(linear_gaussian):
