@@ -22,7 +22,7 @@ import pytest
 import torch
 from sklearn.base import clone, is_classifier, is_regressor
 from sklearn.model_selection import GridSearchCV
-from skorch.callbacks import Callback
+from skorch.callbacks import Callback, PrintLog
 from skorch.exceptions import DeviceWarning
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
@@ -230,6 +230,20 @@ def test_k_partial_fits_and_k_warm_starts_equal_one_fit_of_k_epochs(cls):
         assert_same(snapshot(continued, X, y), reference)
         np.testing.assert_array_equal(continued.history_[:, "prequential_log_likelihood"],
                                       whole.history_[:, "prequential_log_likelihood"])  # fmt: skip
+
+
+def test_the_epoch_table_is_printed_when_verbose_and_not_even_formatted_otherwise(cls, capsys, monkeypatch):
+    X, y = data_for(cls)
+    formatted = []
+    table = PrintLog.table
+    monkeypatch.setattr(PrintLog, "table", lambda self, row: formatted.append(row["epoch"]) or table(self, row))
+    model = small(cls, warm_start=True).fit(X, y)
+    assert formatted == [] and capsys.readouterr().out == ""
+    model.set_params(verbose=1).fit(X, y)  # switched on in a continuation: header, rule, two rows
+    lines = capsys.readouterr().out.splitlines()
+    assert formatted == [3, 4] and len(lines) == 4
+    assert lines[0].split()[0] == "epoch" and set(lines[1]) <= {"-", " "}
+    assert [line.split()[0] for line in lines[2:]] == ["3", "4"]
 
 
 def test_continuation_trains_with_the_current_schedule(cls):

@@ -17,6 +17,16 @@ from ..math.likelihoods import (
 )
 
 
+class EpochLog(PrintLog):
+    """skorch's ``PrintLog``, which tabulates an epoch only to print it: with ``verbose=0`` (the
+    default) and printing as its sink, formatting the table would be work for nothing after every
+    epoch."""
+
+    def on_epoch_end(self, net, **kwargs):
+        if net.verbose or self.sink is not print:
+            super().on_epoch_end(net, **kwargs)
+
+
 class BoundTrackingNet(NeuralNet):
     """A skorch ``NeuralNet`` that evaluates a bound on its training rows after every epoch.
 
@@ -86,7 +96,7 @@ class BoundTrackingNet(NeuralNet):
     @property
     def _default_callbacks(self):
         # skorch's loss scorers would record a second, differently averaged train loss.
-        return [("epoch_timer", EpochTimer()), ("print_log", PrintLog())]
+        return [("epoch_timer", EpochTimer()), ("print_log", EpochLog())]
 
     def get_iterator(self, dataset, training=False):
         iterator = super().get_iterator(dataset, training=training)
