@@ -141,7 +141,8 @@ _SHARED_PARAMETERS_DOC = """
         See :ref:`ibvi_prediction`.
     n_bound_samples : int, default=1
         Weight draws of the bound's expected log-likelihood, evaluated after every epoch; each
-        costs a pass over the training set, and 0 skips it. See :ref:`ibvi_prediction`.
+        costs a forward pass over the bound's rows (``bound_rows``), and 0 skips it.
+        See :ref:`ibvi_prediction`.
     bound_rows : int or None, default=512
         Training rows the per-epoch bound is evaluated on. On a larger training set it is
         estimated, without bias, from a fixed random subset of this many rows (the same rows at
