@@ -125,8 +125,8 @@ _SHARED_ATTRIBUTES_DOC = """
     history_ : skorch.History
         Per epoch: ``bound``, ``bound_se``, ``entropy_subsampling_se``, ``log_likelihood``,
         ``log_prior``, ``entropy``, ``prequential_log_likelihood``, ``step_curvature`` (the
-        epoch's largest ``α λ_max``) and, for regressors, ``noise_std`` (in units of ``y``);
-        per step: ``history_[:, 'batches', :, 'step_curvature']``.
+        epoch's largest ``α λ_max``) and, for regressors, ``noise_std`` (in units of ``y``) and
+        ``noise_dof``; per step: ``history_[:, 'batches', :, 'step_curvature']``.
     bound_curve_ : ndarray of shape (n_epochs,)
         Lower-bound estimate of ``log p(y | X)`` (nats, whole training set) after each epoch.
     bound_ : float

@@ -188,7 +188,8 @@ _SHARED_ATTRIBUTES_DOC = """
         rows, 0 when all were used), ``train_loss`` (the epoch's mean
         one-sample training NLL, nats/sample), ``prequential_log_likelihood`` (sum over the
         epoch's minibatches of ``log p(y_b | X_b, w)`` under the step's single draw ``w ~ q``
-        *before* the step: a one-sample estimate of the online code length).
+        *before* the step: a one-sample estimate of the online code length) and, for
+        regressors, ``noise_std`` (in units of ``y``) and ``noise_dof``.
     bound_curve_ : ndarray of shape (n_epochs,)
         ELBO (nats, whole training set) after each epoch, estimated from ``bound_rows`` rows on a
         larger training set; NaN for a singular ``'lowrank'`` family.
