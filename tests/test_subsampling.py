@@ -130,3 +130,16 @@ def test_bound_rows_is_validated(digits, bad):
     X, y = digits
     with pytest.raises(InvalidParameterError, match="bound_rows"):
         classifier(bound_rows=bad).fit(X[:50], y[:50])
+
+
+def test_the_collapse_check_reads_the_bounds_rows_only(digits, monkeypatch):
+    from sklearn_ibvi.ibvi.net import COLLAPSE_CHECK_MIN_EPOCHS, IBVINet
+
+    X, y = digits
+    checked = []
+    loss = IBVINet.mean_weights_loss
+    monkeypatch.setattr(IBVINet, "mean_weights_loss", lambda net, X, y: checked.append(len(X)) or loss(net, X, y))
+    model = classifier(bound_rows=100, max_epochs=1)
+    for _ in range(COLLAPSE_CHECK_MIN_EPOCHS + 1):  # checked after the 5th epoch and at each fit's end
+        model.partial_fit(X, y, classes=np.unique(y))
+    assert checked == [100, 100, 100]

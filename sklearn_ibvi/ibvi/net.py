@@ -298,21 +298,24 @@ class IBVINet(BoundTrackingNet):
             super().on_train_end(net, **kwargs)  # releases the training rows
 
     def _warn_if_collapsed(self):
-        """Checked after ``COLLAPSE_CHECK_MIN_EPOCHS`` epochs and at the end of training; warns once a fit."""
+        """Checked after ``COLLAPSE_CHECK_MIN_EPOCHS`` epochs and at the end of training, on the
+        bound's rows (:meth:`bound_subset`); warns once a fit."""
         if len(self.history) < COLLAPSE_CHECK_MIN_EPOCHS or getattr(self, "_warned_collapse", False):
             return
-        data = self._train_batches
+        # On the bound's rows: a fit continued one epoch at a time (BoundEarlyStopping) is checked
+        # at the end of every epoch, which must not cost passes over a large training set.
+        X, y = self.bound_subset(self._train_batches.X, self._train_batches.y)
         # The mean-weight network, not the noisy one-sample training loss: early on, or with a
         # wide prior, the weight noise alone can make the latter worse than a constant.
-        loss = self.mean_weights_loss(data.X, data.y)
-        baseline = self.constant_predictor_loss(data.y)
-        dead = self.dead_unit_fraction(data.X)
+        loss = self.mean_weights_loss(X, y)
+        baseline = self.constant_predictor_loss(y)
+        dead = self.dead_unit_fraction(X)
         no_better = loss >= baseline - COLLAPSE_LOSS_TOLERANCE
         if not (no_better or dead >= DEAD_UNITS_WARNING_FRACTION):
             return
         what = "is no better than" if no_better else "is"
         dead_note = "" if math.isnan(dead) else (
-            f" {dead:.0%} of the first layer's ReLU units are dead (inactive on every training row)."
+            f" {dead:.0%} of the first layer's ReLU units are dead (inactive on all {len(X)} training rows checked)."
         )
         self._warned_collapse = True
         warn_at_caller(
