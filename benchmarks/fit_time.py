@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -133,7 +134,7 @@ def main():
     lines = [
         f"Fit time, digits (1797×64), batch 128, {args.epochs} epochs, 1 thread; median of {args.repeats} "
         f"interleaved repeats (exact tracking timed on {args.exact_epochs} epochs, scaled); wall time "
-        f"{wall / 60:.1f} min. Command: `python benchmarks/fit_time.py`.",
+        f"{wall / 60:.1f} min. Command: `python benchmarks/fit_time.py{''.join(' ' + a for a in sys.argv[1:])}`.",
         f"Machine: {machine}.",
         "",
         "Entropy-SGD (a-e, lr 0.01) against scikit-learn's plain SGD (a); IBVI (g, lr 0.05) against "
