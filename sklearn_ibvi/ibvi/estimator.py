@@ -194,8 +194,9 @@ _SHARED_ATTRIBUTES_DOC = """
         ELBO (nats, whole training set) after each epoch, estimated from ``bound_rows`` rows on a
         larger training set; NaN for a singular ``'lowrank'`` family.
     bound_ : float
-        The final bound. ``score(X_train, y_train)`` evaluates every row, so it equals
-        ``bound_ / n_samples`` up to ``likelihood_subsampling_se / n_samples``.
+        The final bound. ``score(X_train, y_train)`` evaluates every row: it equals
+        ``bound_ / n_samples`` on up to ``bound_rows`` training rows, and on more it differs by
+        the subset's sampling error (``likelihood_subsampling_se``, in nats).
     n_epochs_ : int
     input_mean_, input_scale_ : ndarray of shape (n_features,) or None
         The map ``x ↦ (x − input_mean_) / input_scale_`` applied to the inputs; ``None`` when

@@ -196,9 +196,8 @@ class IBVINet(BoundTrackingNet):
         kl = self.kl_divergence()
         if not math.isfinite(kl) and not (refit_noise and self.refits_noise):  # no bound: spare the pass
             nan = float("nan")
-            return dict.fromkeys(("expected_log_likelihood", "bound", "bound_se", "likelihood_subsampling_se"), nan) | {
-                "kl_divergence": kl
-            }
+            return {"expected_log_likelihood": nan, "kl_divergence": kl, "bound": nan, "bound_se": nan,
+                    "likelihood_subsampling_se": nan}  # fmt: skip
         log_lik = self.sampled_log_likelihood(X, y, max(self.n_bound_samples, 1))
         log_lik = self.observed_log_likelihood(log_lik, refit_noise=refit_noise)
         totals, subsampling_se = subsampled_total(log_lik, len(X) if n_rows is None else n_rows)
