@@ -70,7 +70,8 @@ class StepRecorder(Callback):
             if self.initial_weights is None:
                 self.initial_weights = theta
             X, y = batch
-            self._before = dict(theta=theta, entropy=net.entropy_.clone(), X=X.double(), y=y.clone())
+            self._before = dict(theta=theta, entropy=net.entropy_.clone(), X=X.double(), y=y.clone(),
+                                prediction=net.entropy_change_prediction_.clone())
 
     def on_batch_end(self, net, batch=None, training=False, **kwargs):
         if training:
@@ -314,8 +315,9 @@ def test_stochastic_entropy_is_unbiased_for_the_quadratic_bound_at_the_hessian_b
     regression_data, probe_fraction
 ):
     """E[ΔS] = −α tr H − α² tr H² at θ_t, per step and chain, with minibatches and a ragged batch;
-    with a fraction ρ of the steps probed, each change is 0 or the estimate over ρ, and the
-    reported subsampling error is √(Σ (1 − ρ) ΔS²) over the chains."""
+    with a fraction ρ of the steps probed, each change is the prediction π fixed before the step,
+    or π + (ĉ − π)/ρ, and the reported subsampling error is √(Σ (1 − ρ)((ΔS − π))²) over the
+    probed steps and the chains."""
     X, y = regression_data
     n_probes, lr = 32, 0.3
     model, recorder = fit_recorded(
@@ -335,13 +337,15 @@ def test_stochastic_entropy_is_unbiased_for_the_quadratic_bound_at_the_hessian_b
             # Var(rᵀMr) = 2(‖M‖²_F − Σ M_ii²) for Rademacher r; the estimate averages n_probes of them
             probe_var = 2 * float((M**2).sum() - (torch.diagonal(M) ** 2).sum()) / n_probes
             expected[step["epoch"]:] += mean
-            # a change kept with probability ρ and weighted 1/ρ: E[Δ²] = (Var + mean²) / ρ
-            variance[step["epoch"]:] += (probe_var + mean**2) / probe_fraction - mean**2
+            # ΔS = π + (I/ρ)(ĉ − π), I ~ Bernoulli(ρ): Var = (Var ĉ + (mean − π)²) / ρ − (mean − π)²
+            prediction = float(step["prediction"][k])
+            offset = mean - prediction
+            variance[step["epoch"]:] += (probe_var + offset**2) / probe_fraction - offset**2
             a = alpha * len(step["y"]) / N_SAMPLES
             scaled[step["epoch"]:] -= float(a * torch.trace(H) + a**2 * torch.trace(H @ H))
             change = float(step["entropy_next"][k] - step["entropy"][k])
             tracked[step["epoch"]:] += change
-            subsampling_var[step["epoch"]:] += (1 - probe_fraction) * change**2
+            subsampling_var[step["epoch"]:] += (1 - probe_fraction) * (change - prediction) ** 2
     # Chain means of the summed changes, as the history reports them
     expected, scaled, tracked = expected / CHAINS, scaled / CHAINS, tracked / CHAINS
     standard_error = np.sqrt(variance) / CHAINS
@@ -357,9 +361,14 @@ def test_stochastic_entropy_is_unbiased_for_the_quadratic_bound_at_the_hessian_b
         # and the test has the power to see a step size scaled by the batch fraction
         assert np.all(np.abs(scaled - expected) > 8 * standard_error)
     else:
-        # some (step, chain) pairs were skipped and some probed
-        skipped = sum(int((s["entropy_next"] == s["entropy"]).sum()) for s in recorder.steps)
+        # some (step, chain) pairs were skipped (their change is the prediction) and some probed
+        skipped = sum(
+            int(torch.isclose(s["entropy_next"] - s["entropy"], s["prediction"], rtol=0, atol=1e-9).sum())
+            for s in recorder.steps
+        )
         assert 0 < skipped < len(recorder.steps) * CHAINS
+        # after its first probe a chain predicts a skipped step's change by its earlier estimates
+        assert all(bool((s["prediction"] != 0).all()) for s in recorder.steps[-3:])
 
 
 # -- IBVI ---------------------------------------------------------------------------------------

@@ -93,8 +93,10 @@ _SHARED_PARAMETERS_DOC = """
     n_probes : int, default=1
         Probes per step for ``'stochastic'``; the variance of the entropy estimate falls as 1/n.
     probe_fraction : float in (0, 1], default=1.0
-        Fraction of the steps on which the entropy change is estimated (reweighted, unbiased);
-        smaller values cut the tracking cost. See :ref:`entropy_cost`.
+        Fraction of the steps on which the entropy change is estimated; a skipped step adds the
+        running mean of the earlier estimates, corrected on the probed steps so that the entropy
+        stays unbiased. Smaller values cut the tracking cost and add the variance reported in the
+        history column ``entropy_subsampling_se``. See :ref:`entropy_cost`.
     grad_threshold : float, default=0.0
         ``g₀ > 0`` steps along ``g − g₀ tanh(g / g₀)`` (entropy-friendly SGD); ``0`` is plain SGD.
         See :ref:`entropy_sgd`.

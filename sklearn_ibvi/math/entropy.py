@@ -12,6 +12,8 @@ This module holds the estimators of that change as small pure functions:
   lower bound ``log|det(I − A)| ≥ −tr A − tr A²`` (valid when every eigenvalue of ``A`` is below
   :data:`QUADRATIC_BOUND_MAX_EIGENVALUE`).
 - :func:`warp_gradient` and the warped estimator for the paper's entropy-friendly SGD.
+- :func:`subsampled_entropy_change`: the change of a step that is probed only with probability
+  ``ρ``, unbiased around a prediction of it, and the variance the skipping adds.
 - :func:`dominant_eigenvalue`: a warm-started power iteration used to check the validity
   condition ``α λ_max(H) < 0.68``.
 """
@@ -114,6 +116,35 @@ def stochastic_entropy_change(probe, hessian_probe, step_size):
     return -step_size * (probe * hessian_probe).sum(-1) - step_size**2 * (
         hessian_probe * hessian_probe
     ).sum(-1)
+
+
+def subsampled_entropy_change(estimate, probed, prediction, probe_fraction):
+    """Unbiased change ``π + (I/ρ)(ĉ − π)`` of a step probed with probability ``ρ`` (``I ~ Bernoulli(ρ)``).
+
+    ``π`` is any prediction of the change fixed before ``I`` and the probe are drawn (the running
+    mean of earlier estimates): ``E_I[π + (I/ρ)(ĉ − π)] = ĉ``, so the running entropy stays unbiased
+    whatever ``π`` is, and the variance the skipping adds, ``(1 − ρ)/ρ · (ĉ − π)²``, shrinks from
+    ``(1 − ρ)/ρ · ĉ²`` (``π = 0``, plain reweighting) to the spread of the change around its
+    prediction. Its unbiased estimate is ``(1 − ρ) · ((I/ρ)(ĉ − π))²``.
+
+    Parameters
+    ----------
+    estimate : Tensor (...)
+        ``ĉ``, the step's estimated change where probed (any value where not).
+    probed : Tensor (...) of bool
+        ``I``.
+    prediction : Tensor (...)
+        ``π``.
+    probe_fraction : float
+        ``ρ``.
+
+    Returns
+    -------
+    change : Tensor (...)
+    added_variance : Tensor (...)
+    """
+    deviation = torch.where(probed, (estimate - prediction) / probe_fraction, torch.zeros_like(prediction))
+    return prediction + deviation, (1 - probe_fraction) * deviation**2
 
 
 def warp_gradient(grad, threshold):
