@@ -14,6 +14,7 @@ from sklearn_ibvi.math.entropy import (
     log_prior,
     quadratic_entropy_change_bound,
     stochastic_entropy_change,
+    subsampled_entropy_change,
     warp_gradient,
     warped_stochastic_entropy_change,
 )
@@ -79,6 +80,28 @@ def test_stochastic_entropy_change_is_unbiased_for_the_quadratic_bound():
     assert abs(float(estimates.mean()) - reference) < 3 * standard_error
     # In the valid regime the quadratic bound lies below the exact log-determinant.
     assert reference <= exact_entropy_change(hessian, alpha)
+
+
+@pytest.mark.parametrize("probe_fraction", [0.1, 0.5, 1.0])
+def test_subsampled_entropy_change_is_exactly_unbiased_and_reports_its_variance(probe_fraction):
+    """Over the two outcomes of I ~ Bernoulli(ρ): E[ΔS] = ĉ for any prediction π, and the reported
+    variance averages to Var(ΔS) = (1 − ρ)/ρ · (ĉ − π)²."""
+    estimate = torch.tensor([-3.5, -3.5, 0.7, 12.0], dtype=torch.float64)
+    prediction = torch.tensor([0.0, -3.0, 0.7, -1.0], dtype=torch.float64)
+    outcomes = {
+        probed: subsampled_entropy_change(estimate, torch.full((4,), probed), prediction, probe_fraction)
+        for probed in (True, False)
+    }
+    weights = {True: probe_fraction, False: 1 - probe_fraction}
+    mean = sum(weights[i] * outcomes[i][0] for i in outcomes)
+    variance = sum(weights[i] * (outcomes[i][0] - estimate) ** 2 for i in outcomes)
+    reported = sum(weights[i] * outcomes[i][1] for i in outcomes)
+    torch.testing.assert_close(mean, estimate, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(variance, (1 - probe_fraction) / probe_fraction * (estimate - prediction) ** 2)
+    torch.testing.assert_close(reported, variance, rtol=1e-12, atol=1e-12)
+    # a skipped step adds its prediction and no variance
+    torch.testing.assert_close(outcomes[False][0], prediction)
+    assert bool((outcomes[False][1] == 0).all())
 
 
 def test_quadratic_bound_fails_outside_its_validity_regime():
